@@ -1,0 +1,159 @@
+# ---------------------------------------------------------------------------
+# Cloud Run service: Terraform owns its shape, Cloud Build owns its image
+# ---------------------------------------------------------------------------
+
+locals {
+  # The app's public configuration contract (see the root README). Secrets are
+  # passed as references (secret ids); the app reads their values itself.
+  service_env = merge(
+    {
+      IMAGEGEN_STORAGE                  = "gcs"
+      IMAGEGEN_BUCKET                   = google_storage_bucket.outputs.name
+      IMAGEGEN_URL_TTL_SECONDS          = tostring(var.url_ttl_seconds)
+      IMAGEGEN_RETENTION_DAYS           = tostring(var.retention_days)
+      IMAGEGEN_SECRETS                  = "secret-manager"
+      IMAGEGEN_SECRET_PROJECT           = var.project_id
+      IMAGEGEN_OPENAI_KEY_SECRET        = local.secret_ids.openai
+      IMAGEGEN_OPENROUTER_KEY_SECRET    = local.secret_ids.openrouter
+      IMAGEGEN_REPLICATE_KEY_SECRET     = local.secret_ids.replicate
+      IMAGEGEN_GEMINI_KEY_SECRET        = local.secret_ids.gemini
+      IMAGEGEN_API_KEYS_SECRET          = local.secret_ids.api_keys
+      IMAGEGEN_AUTH                     = var.auth_mode
+      IMAGEGEN_IAM_AUDIENCE             = local.public_url
+      IMAGEGEN_IAM_ALLOWED_PRINCIPALS   = join(",", local.allowed_principals)
+      IMAGEGEN_PUBLIC_URL               = local.public_url
+      IMAGEGEN_ENABLE_PLACEHOLDER       = tostring(var.enable_placeholder)
+      IMAGEGEN_REQUEST_DEADLINE_SECONDS = tostring(var.request_deadline_seconds)
+      IMAGEGEN_SHUTDOWN_GRACE_SECONDS   = tostring(var.shutdown_grace_seconds)
+      GOOGLE_CLOUD_PROJECT              = var.project_id
+      GOOGLE_CLOUD_LOCATION             = var.vertex_location
+    },
+    var.default_model == null ? {} : { IMAGEGEN_DEFAULT_MODEL = var.default_model },
+  )
+}
+
+resource "google_cloud_run_v2_service" "this" {
+  project             = var.project_id
+  name                = local.service_name
+  location            = var.region
+  description         = "imagegen-mcp remote MCP server (${var.environment})"
+  ingress             = var.ingress
+  labels              = local.labels
+  deletion_protection = var.deletion_protection
+  custom_audiences    = var.custom_audiences
+
+  template {
+    service_account                  = google_service_account.runtime.email
+    timeout                          = "${var.request_timeout_seconds}s"
+    max_instance_request_concurrency = var.max_concurrency
+    labels                           = local.labels
+
+    scaling {
+      min_instance_count = var.min_instances
+      max_instance_count = var.max_instances
+    }
+
+    containers {
+      image = var.image
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = var.cpu
+          memory = var.memory
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.service_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      startup_probe {
+        http_get {
+          path = "/healthz"
+        }
+        period_seconds    = 2
+        failure_threshold = 15
+        timeout_seconds   = 2
+      }
+
+      liveness_probe {
+        http_get {
+          path = "/healthz"
+        }
+        period_seconds  = 30
+        timeout_seconds = 5
+      }
+    }
+  }
+
+  lifecycle {
+    # Cloud Build deploys new images (gcloud run deploy) and moves traffic
+    # between tagged revisions, which also stamps client/client_version.
+    # Ignoring these keeps `terraform apply` from rolling an image back.
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+      traffic,
+    ]
+
+    precondition {
+      condition     = !var.allow_public_invoker || var.auth_mode == "bearer"
+      error_message = "allow_public_invoker requires auth_mode = \"bearer\"."
+    }
+  }
+
+  depends_on = [
+    google_project_service.required,
+    google_secret_manager_secret_iam_member.runtime_accessor,
+    google_storage_bucket_iam_member.runtime_objects,
+    google_service_account_iam_member.runtime_self_token_creator,
+  ]
+}
+
+# ---------------------------------------------------------------------------
+# Who may invoke
+# ---------------------------------------------------------------------------
+
+# IAM mode (and bearer mode behind Google identities): named principals only.
+resource "google_cloud_run_v2_service_iam_member" "invoker" {
+  for_each = toset(var.invoker_principals)
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.this.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+# The pipeline's smoke test calls the new tagged revision with its own ID token.
+resource "google_cloud_run_v2_service_iam_member" "build_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.this.name
+  role     = "roles/run.invoker"
+  member   = local.build_member
+}
+
+# Public endpoint ONLY when bearer keys protect it and the caller opted in
+# explicitly; never in IAM mode (the variable validation refuses it too).
+resource "google_cloud_run_v2_service_iam_member" "public_invoker" {
+  #checkov:skip=CKV_IMAGEGEN_1:Created only when auth_mode = "bearer" and allow_public_invoker = true; the app then enforces bearer API keys on every request.
+  count = var.auth_mode == "bearer" && var.allow_public_invoker ? 1 : 0
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.this.name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}

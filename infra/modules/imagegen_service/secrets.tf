@@ -1,0 +1,33 @@
+# ---------------------------------------------------------------------------
+# Secret Manager: containers only, values never pass through Terraform
+# ---------------------------------------------------------------------------
+#
+# Add or rotate a value out of band, e.g.
+#   printf '%s' "$OPENAI_API_KEY" | gcloud secrets versions add imagegen-openai-api-key --data-file=-
+# The app reads `latest` at runtime (with a short cache), so rotation needs no
+# redeploy. There is deliberately no google_secret_manager_secret_version here.
+
+resource "google_secret_manager_secret" "this" {
+  #checkov:skip=CKV_GCP_125:Customer-managed keys are an organisation choice; Google-managed encryption is the documented default for these API keys.
+  for_each = local.secret_ids
+
+  project   = var.project_id
+  secret_id = each.value
+  labels    = merge(local.labels, { purpose = replace(each.key, "_", "-") })
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.required]
+}
+
+# secretAccessor granted per secret, never project-wide.
+resource "google_secret_manager_secret_iam_member" "runtime_accessor" {
+  for_each = google_secret_manager_secret.this
+
+  project   = var.project_id
+  secret_id = each.value.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.runtime.email}"
+}
