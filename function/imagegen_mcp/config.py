@@ -1,0 +1,167 @@
+"""Typed settings: the only module that reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MAX_SIGNED_URL_TTL = 7 * 24 * 3600  # V4 signed URLs cannot live longer than 7 days.
+DEFAULT_MODEL = "google/gemini-3-pro-image-preview"
+PLACEHOLDER_MODEL = "local/placeholder"
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+def _default_local_dir() -> Path:
+    return Path.home() / ".cache" / "imagegen-mcp" / "outputs"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment names are `IMAGEGEN_<FIELD>` unless an alias says otherwise."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEGEN_", extra="ignore", populate_by_name=True)
+
+    # --- serving -------------------------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface `imagegen-mcp serve` listens on.")
+    port: int = Field(
+        8080, ge=0, le=65535, validation_alias=AliasChoices("IMAGEGEN_PORT", "PORT"), description="Listen port."
+    )
+    public_url: str | None = Field(None, description="External base URL (links, allowed Host, token audience).")
+    allowed_hosts: CsvList = Field(default_factory=list, description="Extra allowed Host headers (`*.example.com`).")
+    allowed_origins: CsvList = Field(default_factory=list, description="Allowed browser Origins (exact or `*`).")
+    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body.")
+    request_deadline_seconds: float = Field(
+        240.0, gt=0, le=3600, description="Budget of one tool call, upstream retries included (< Cloud Run timeout)."
+    )
+    shutdown_grace_seconds: float = Field(9.0, ge=0, le=3600, description="In-flight drain time after SIGTERM.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_prompt_chars: int = Field(80, ge=0, description="How many prompt characters logs may carry (0 = none).")
+
+    # --- storage -------------------------------------------------------------------------------------------------
+    storage: Literal["local", "gcs"] = Field("local", description="Where outputs go.")
+    local_dir: Path = Field(default_factory=_default_local_dir, description="Folder of the local store.")
+    bucket: str | None = Field(None, description="GCS bucket of the gcs store.")
+    object_prefix: str = Field("outputs/", description="Prefix of output object names in the bucket.")
+    input_buckets: CsvList = Field(
+        default_factory=list, description="Extra buckets `gs://` inputs may come from (the output bucket always may)."
+    )
+    url_ttl_seconds: int = Field(3600, ge=1, le=MAX_SIGNED_URL_TTL, description="Lifetime of signed URLs.")
+    retention_days: int = Field(7, ge=1, le=3650, description="Days outputs are kept (local: swept; gcs: lifecycle).")
+    signing_key: SecretStr | None = Field(None, description="HMAC key for local `/files` links (else a key file).")
+    signing_service_account: str | None = Field(
+        None, description="Service account that signs GCS URLs via IAM signBlob (default: the runtime account)."
+    )
+
+    # --- secrets -------------------------------------------------------------------------------------------------
+    secrets: Literal["env", "secret-manager"] = Field("env", description="Where API keys come from.")
+    secret_project: str | None = Field(None, description="Project of the secrets (default: GOOGLE_CLOUD_PROJECT).")
+    secret_ttl_seconds: float = Field(300.0, ge=1, description="How long a secret value is cached before refresh.")
+    secret_manager_endpoint: str | None = Field(None, description="Secret Manager API endpoint override (tests).")
+    openai_key_secret: str = Field("imagegen-openai-api-key", description="Secret id of the OpenAI API key.")
+    openrouter_key_secret: str = Field("imagegen-openrouter-api-key", description="Secret id of the OpenRouter key.")
+    replicate_key_secret: str = Field("imagegen-replicate-api-token", description="Secret id of the Replicate token.")
+    gemini_key_secret: str = Field("imagegen-gemini-api-key", description="Secret id of the Gemini API key.")
+    api_keys_secret: str = Field("imagegen-api-keys", description="Secret id of the bearer key hashes (JSON).")
+
+    # --- auth ----------------------------------------------------------------------------------------------------
+    auth: Literal["none", "bearer", "iam"] = Field("none", description="Who may call.")
+    allow_unauthenticated: bool = Field(
+        False, description="Explicitly allow `auth=none` on a non-loopback interface (you take the risk)."
+    )
+    iam_audience: CsvList = Field(default_factory=list, description="Accepted ID-token audiences (default public_url).")
+    iam_allowed_principals: CsvList = Field(default_factory=list, description="Allowed token emails (empty = any).")
+    iam_allowed_domains: CsvList = Field(default_factory=list, description="Allowed email domains / `hd` claims.")
+    iam_verify_token: bool = Field(True, description="Verify the Google ID token in the app too.")
+    iam_certs_url: str = Field(
+        "https://www.googleapis.com/oauth2/v1/certs", description="Where Google's ID-token signing certs are."
+    )
+    iam_issuers: CsvList = Field(
+        default_factory=lambda: ["https://accounts.google.com", "accounts.google.com"],
+        description="Accepted ID-token issuers.",
+    )
+    rate_limit_per_minute: float = Field(60.0, ge=0, description="Per-caller calls/min per instance (0 = off).")
+    rate_limit_burst: int = Field(10, ge=1, description="Per-caller burst size per instance.")
+
+    # --- models and providers ------------------------------------------------------------------------------------
+    default_model: str | None = Field(
+        None, description="Model used when a call names none (unset: the catalog default if available)."
+    )
+    enable_placeholder: bool | None = Field(
+        None, description="Offer `local/placeholder` (default: only with local storage)."
+    )
+    providers: CsvList = Field(
+        default_factory=lambda: ["vertex", "gemini", "openai", "openrouter", "replicate"],
+        description="Provider preference when a model is offered by several (first live one wins).",
+    )
+    enabled_models: CsvList = Field(default_factory=list, description="Restrict the catalog to these ids (empty=all).")
+    max_prompt_chars: int = Field(8000, ge=1, le=100_000, description="Longest accepted prompt.")
+    max_input_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted input image.")
+    max_input_pixels: int = Field(50_000_000, ge=1, description="Most pixels an input image may decode to.")
+    upstream_timeout_seconds: float = Field(120.0, gt=0, description="Timeout of one upstream HTTP attempt.")
+    upstream_max_attempts: int = Field(4, ge=1, le=10, description="Attempts per upstream call (retries + 1).")
+    preview_max_px: int = Field(512, ge=16, le=512, description="Long side of the optional inline preview.")
+
+    openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL.")
+    openrouter_base_url: str = Field("https://openrouter.ai/api/v1", description="OpenRouter API base URL.")
+    replicate_base_url: str = Field("https://api.replicate.com/v1", description="Replicate API base URL.")
+    gemini_base_url: str | None = Field(None, description="Gemini Developer API base URL override.")
+
+    google_cloud_project: str | None = Field(None, validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT"))
+    google_cloud_location: str = Field("global", validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION"))
+    google_vertex_base_url: str | None = Field(None, validation_alias=AliasChoices("GOOGLE_VERTEX_BASE_URL"))
+    vertex_enabled: bool = Field(True, description="Offer Vertex AI (needs GOOGLE_CLOUD_PROJECT and ADC).")
+
+    # --- outbound fetching of image URLs -------------------------------------------------------------------------
+    fetch_allow_http_hosts: CsvList = Field(
+        default_factory=list, description="Hosts plain-http image URLs may be fetched from (default none)."
+    )
+    fetch_max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed when fetching an image URL.")
+    fetch_timeout_seconds: float = Field(20.0, gt=0, description="Connect/read timeout fetching an image URL.")
+
+    @field_validator(
+        "allowed_hosts",
+        "allowed_origins",
+        "input_buckets",
+        "iam_audience",
+        "iam_allowed_principals",
+        "iam_allowed_domains",
+        "iam_issuers",
+        "providers",
+        "enabled_models",
+        "fetch_allow_http_hosts",
+        mode="before",
+    )
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.storage == "gcs" and not self.bucket:
+            raise ValueError("IMAGEGEN_STORAGE=gcs needs IMAGEGEN_BUCKET")
+        if self.public_url is not None:
+            self.public_url = self.public_url.rstrip("/")
+            if not self.public_url.startswith(("https://", "http://")):
+                raise ValueError("IMAGEGEN_PUBLIC_URL must be an absolute http(s) URL")
+        return self
+
+    @property
+    def placeholder_enabled(self) -> bool:
+        """The offline model is on by default only where outputs stay on this machine."""
+        if self.enable_placeholder is not None:
+            return self.enable_placeholder
+        return self.storage == "local"
+
+    @property
+    def secrets_project(self) -> str | None:
+        return self.secret_project or self.google_cloud_project

@@ -1,0 +1,128 @@
+"""build_deps(settings): the only place that picks backends (store, secrets, providers, auth)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .catalog import Catalog, load_catalog
+from .config import PLACEHOLDER_MODEL, Settings
+from .http_clients import HttpClients
+from .providers.base import ImageProvider, ProviderContext
+from .routing import Router
+
+if TYPE_CHECKING:
+    from .auth import Authenticator
+    from .fetcher import GuardedFetcher
+    from .secret_store import SecretSource
+    from .storage.base import ImageStore
+
+log = logging.getLogger(__name__)
+
+# provider name -> "module:Class"; modules are imported here, their heavy SDKs only on first use.
+PROVIDER_CLASSES: dict[str, str] = {
+    "placeholder": "imagegen_mcp.providers.placeholder:PlaceholderProvider",
+    "vertex": "imagegen_mcp.providers.vertex:VertexProvider",
+    "gemini": "imagegen_mcp.providers.vertex:GeminiApiProvider",
+    "openai": "imagegen_mcp.providers.openai_images:OpenAIImagesProvider",
+    "openrouter": "imagegen_mcp.providers.openrouter:OpenRouterProvider",
+    "replicate": "imagegen_mcp.providers.replicate:ReplicateProvider",
+}
+
+
+def _load(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+@dataclass
+class Deps:
+    """Everything a request needs, built once per process."""
+
+    settings: Settings
+    catalog: Catalog
+    store: ImageStore
+    secrets: SecretSource
+    http: HttpClients
+    fetcher: GuardedFetcher
+    providers: dict[str, ImageProvider]
+    router: Router
+    auth: Authenticator
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def default_model(self) -> str:
+        return self.settings.default_model or self.catalog.default_model
+
+    async def effective_default_model(self) -> str:
+        """The configured default; unset, the catalog default if live, else the placeholder where it is enabled."""
+        if self.settings.default_model:
+            return self.settings.default_model
+        preferred = self.catalog.default_model
+        if self.settings.placeholder_enabled and self.catalog.find(PLACEHOLDER_MODEL) is not None:
+            try:
+                await self.router.route(preferred)
+            except Exception:
+                return PLACEHOLDER_MODEL
+        return preferred
+
+    async def aclose(self) -> None:
+        for closer in (*self.providers.values(), self.store, self.secrets, self.http, self.fetcher):
+            try:
+                await closer.aclose()
+            except Exception:
+                log.exception("error while closing %r", closer)
+
+
+def build_store(settings: Settings) -> ImageStore:
+    if settings.storage == "gcs":
+        from .storage.gcs import GcsStore
+
+        return GcsStore(settings)
+    from .storage.local import LocalStore
+
+    return LocalStore(settings)
+
+
+def build_secrets(settings: Settings) -> SecretSource:
+    if settings.secrets == "secret-manager":
+        from .secret_manager import SecretManagerSource
+
+        return SecretManagerSource(settings)
+    from .secret_store import EnvSecretSource
+
+    return EnvSecretSource.from_settings(settings)
+
+
+def build_auth(settings: Settings, secrets: SecretSource) -> Authenticator:
+    from .auth import build_authenticator
+
+    return build_authenticator(settings, secrets)
+
+
+def build_deps(settings: Settings, **overrides: Any) -> Deps:
+    """Wire the backends `settings` asks for; keyword overrides replace a part (tests, benchmarks)."""
+    from .fetcher import GuardedFetcher
+
+    catalog = overrides.pop("catalog", None) or load_catalog().restricted_to(settings.enabled_models)
+    if not settings.placeholder_enabled:
+        catalog = Catalog([m for m in catalog if m.id != PLACEHOLDER_MODEL], catalog.default_model)
+    secrets = overrides.pop("secrets", None) or build_secrets(settings)
+    store = overrides.pop("store", None) or build_store(settings)
+    http = overrides.pop("http", None) or HttpClients(settings)
+    fetcher = overrides.pop("fetcher", None) or GuardedFetcher.from_settings(settings)
+    ctx = ProviderContext(settings=settings, secrets=secrets, http=http, fetcher=fetcher)
+
+    providers: dict[str, ImageProvider] = overrides.pop("providers", None) or {}
+    if not providers:
+        wanted = set(settings.providers) | ({"placeholder"} if settings.placeholder_enabled else set())
+        for name, path in PROVIDER_CLASSES.items():
+            if name in wanted:
+                providers[name] = _load(path)(ctx)
+    preference = [*settings.providers, "placeholder"] if settings.placeholder_enabled else list(settings.providers)
+    router = Router(catalog, providers, preference)
+    auth = overrides.pop("auth", None) or build_auth(settings, secrets)
+    if overrides:
+        raise TypeError(f"unknown overrides: {sorted(overrides)}")
+    return Deps(settings, catalog, store, secrets, http, fetcher, providers, router, auth)

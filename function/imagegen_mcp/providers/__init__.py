@@ -1,0 +1,1 @@
+"""Upstream image model adapters behind the `ImageProvider` protocol."""

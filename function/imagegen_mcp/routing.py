@@ -1,0 +1,92 @@
+"""Which provider serves a model in this deployment: catalog offers filtered by availability and preference."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from .catalog import Catalog, ModelSpec, Offer
+from .errors import ErrorCode, ImageGenError
+from .providers.base import Availability, ImageProvider
+
+
+@dataclass(frozen=True)
+class Route:
+    model: ModelSpec
+    offer: Offer
+    provider: ImageProvider
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A model as `list_models` reports it."""
+
+    model: ModelSpec
+    live_provider: str | None
+    reason: str | None
+    offers: dict[str, Availability]
+
+
+class Router:
+    """Picks, per model, the first provider in the deployment's preference order that is live."""
+
+    def __init__(self, catalog: Catalog, providers: dict[str, ImageProvider], preference: list[str]) -> None:
+        self.catalog = catalog
+        self._providers = providers
+        self._preference = preference
+
+    def _ordered_offers(self, spec: ModelSpec) -> list[Offer]:
+        rank = {name: i for i, name in enumerate(self._preference)}
+        offers = [o for o in spec.offers if o.provider in self._providers and o.provider in rank]
+        return sorted(offers, key=lambda o: rank[o.provider])
+
+    async def _availability(self) -> dict[str, Availability]:
+        names = list(self._providers)
+        results = await asyncio.gather(*(self._providers[n].availability() for n in names), return_exceptions=True)
+        out: dict[str, Availability] = {}
+        for name, res in zip(names, results, strict=True):
+            if isinstance(res, ImageGenError):
+                out[name] = Availability(False, res.message)
+            elif isinstance(res, BaseException):
+                out[name] = Availability(False, f"{name} availability check failed")
+            else:
+                out[name] = res
+        return out
+
+    async def status(self) -> list[ModelStatus]:
+        avail = await self._availability()
+        statuses = []
+        for spec in self.catalog:
+            offers = self._ordered_offers(spec)
+            per_offer = {o.provider: avail[o.provider] for o in offers}
+            live = next((o.provider for o in offers if avail[o.provider].available), None)
+            reason = None
+            if live is None:
+                reasons = [f"{p}: {a.reason}" for p, a in per_offer.items() if a.reason]
+                if not offers:
+                    reason = "no provider for this model is enabled in this deployment (IMAGEGEN_PROVIDERS)"
+                else:
+                    reason = "; ".join(reasons) or "no provider available"
+            statuses.append(ModelStatus(spec, live, reason, per_offer))
+        return statuses
+
+    async def route(self, model_id: str) -> Route:
+        spec = self.catalog.get(model_id)
+        offers = self._ordered_offers(spec)
+        reasons: list[str] = []
+        for offer in offers:
+            provider = self._providers[offer.provider]
+            try:
+                availability = await provider.availability()
+            except ImageGenError as err:
+                availability = Availability(False, err.message)
+            if availability.available:
+                return Route(spec, offer, provider)
+            reasons.append(f"{offer.provider}: {availability.reason}")
+        raise ImageGenError(
+            ErrorCode.MISCONFIGURED,
+            f"model {model_id!r} is not available in this deployment ("
+            + ("; ".join(reasons) or "none of its providers is enabled")
+            + ")",
+            details={"model": model_id},
+        )

@@ -1,0 +1,1 @@
+"""Output storage backends behind the `ImageStore` protocol."""

@@ -1,0 +1,76 @@
+"""The storage seam: how outputs are named, stored, found again and handed out as expiring links."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+MIME_BY_EXTENSION = {ext: mime for mime, ext in EXTENSIONS.items()}
+
+# `<utc date>-<utc time>-<128 random bits>.<ext>`: sortable by creation time, unguessable.
+IMAGE_ID_RE = re.compile(r"^(\d{8})-(\d{6})-([0-9a-f]{32})\.(png|jpg|webp)$")
+
+
+def new_image_id(mime_type: str, now: datetime | None = None) -> str:
+    when = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{when:%Y%m%d-%H%M%S}-{secrets.token_hex(16)}.{EXTENSIONS[mime_type]}"
+
+
+def is_image_id(value: str) -> bool:
+    return IMAGE_ID_RE.fullmatch(value) is not None
+
+
+def mime_of_id(image_id: str) -> str:
+    return MIME_BY_EXTENSION[image_id.rsplit(".", 1)[-1]]
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    id: str
+    uri: str
+    mime_type: str
+    size_bytes: int
+    created_at: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SignedUrl:
+    url: str
+    expires_at: datetime
+
+
+@runtime_checkable
+class ImageStore(Protocol):
+    """Where outputs live. Every method raises `ImageGenError` (`storage_error`, `not_found`, ...)."""
+
+    name: str
+
+    async def startup_check(self) -> None:
+        """Fail fast (misconfigured) when the store cannot work, e.g. it cannot sign URLs."""
+        ...
+
+    async def put(self, data: bytes, *, mime_type: str, metadata: Mapping[str, str]) -> StoredImage: ...
+
+    async def sign(self, image_id: str, *, ttl_seconds: int, base_url: str | None) -> SignedUrl: ...
+
+    async def read(self, image_id: str, *, max_bytes: int) -> tuple[bytes, str]:
+        """Bytes and MIME type of an earlier output; `not_found` when it is gone."""
+        ...
+
+    def resolve_reference(self, ref: str) -> str | None:
+        """The output id `ref` names (id, durable URI or one of our URLs), or None if it is not ours."""
+        ...
+
+    async def read_uri(self, uri: str, *, max_bytes: int) -> tuple[bytes, str]:
+        """Bytes of a `gs://` input from an allowed bucket (`forbidden`/`unsupported` otherwise)."""
+        ...
+
+    async def delete(self, image_id: str) -> None: ...
+
+    async def aclose(self) -> None: ...
