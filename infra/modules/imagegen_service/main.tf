@@ -32,8 +32,16 @@ locals {
 
   # The build service account calls the tagged revision in the smoke test, so
   # the app must allow it too (Cloud Run IAM and the app's own check).
-  build_member       = "serviceAccount:${google_service_account.build.email}"
-  allowed_principals = distinct(concat(var.invoker_principals, [local.build_member]))
+  build_member = "serviceAccount:${google_service_account.build.email}"
+
+  # The app's own check (IMAGEGEN_IAM_ALLOWED_PRINCIPALS) compares token
+  # e-mails. Groups, domains and workload identities are not visible in an ID
+  # token, so when any is listed the app-level list stays empty and Cloud Run
+  # IAM (roles/run.invoker) alone decides who gets in.
+  invoker_emails = [for m in var.invoker_principals : split(":", m)[1] if startswith(m, "user:") || startswith(m, "serviceAccount:")]
+  only_emails    = length(local.invoker_emails) == length(var.invoker_principals)
+  allowed_emails = local.only_emails ? distinct(concat(local.invoker_emails, [google_service_account.build.email])) : []
+  audiences      = distinct(concat([local.public_url], var.custom_audiences))
 
   required_apis = toset([
     "aiplatform.googleapis.com",

@@ -19,8 +19,7 @@ locals {
       IMAGEGEN_GEMINI_KEY_SECRET        = local.secret_ids.gemini
       IMAGEGEN_API_KEYS_SECRET          = local.secret_ids.api_keys
       IMAGEGEN_AUTH                     = var.auth_mode
-      IMAGEGEN_IAM_AUDIENCE             = local.public_url
-      IMAGEGEN_IAM_ALLOWED_PRINCIPALS   = join(",", local.allowed_principals)
+      IMAGEGEN_IAM_AUDIENCE             = join(",", local.audiences)
       IMAGEGEN_PUBLIC_URL               = local.public_url
       IMAGEGEN_ENABLE_PLACEHOLDER       = tostring(var.enable_placeholder)
       IMAGEGEN_REQUEST_DEADLINE_SECONDS = tostring(var.request_deadline_seconds)
@@ -29,6 +28,7 @@ locals {
       GOOGLE_CLOUD_LOCATION             = var.vertex_location
     },
     var.default_model == null ? {} : { IMAGEGEN_DEFAULT_MODEL = var.default_model },
+    length(local.allowed_emails) == 0 ? {} : { IMAGEGEN_IAM_ALLOWED_PRINCIPALS = join(",", local.allowed_emails) },
   )
 }
 
