@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     )
     fetch_max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed when fetching an image URL.")
     fetch_timeout_seconds: float = Field(20.0, gt=0, description="Connect/read timeout fetching an image URL.")
+    fetch_allow_private_hosts: CsvList = Field(
+        default_factory=list,
+        description="`host[:port]` entries image URLs may reach although they resolve to loopback/private addresses "
+        "(a local fake, an internal proxy); link-local (metadata) stays blocked. Default none.",
+    )
 
     @field_validator(
         "allowed_hosts",
@@ -132,6 +137,7 @@ class Settings(BaseSettings):
         "providers",
         "enabled_models",
         "fetch_allow_http_hosts",
+        "fetch_allow_private_hosts",
         mode="before",
     )
     @classmethod
