@@ -8,7 +8,6 @@
 # redeploy. There is deliberately no google_secret_manager_secret_version here.
 
 resource "google_secret_manager_secret" "this" {
-  #checkov:skip=CKV_GCP_125:Customer-managed keys are an organisation choice; Google-managed encryption is the documented default for these API keys.
   for_each = local.secret_ids
 
   project   = var.project_id

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Plan checks that need a root variable, which terraform-compliance cannot compare to.
+
+Reads the one-line `terraform show -json` plan and fails (exit 1) when:
+- auth_mode is "iam" and any Cloud Run invoker binding names allUsers or
+  allAuthenticatedUsers (IAM mode is never public);
+- allUsers is granted without auth_mode = "bearer" AND allow_public_invoker = true;
+- the Cloud Run service's ingress differs from the root variable `ingress`
+  (ingress as configured for the environment).
+
+Standard library only.  Usage: python3 plan_checks.py tfplan.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+
+
+def resources(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from module.get("resources", [])
+    for child in module.get("child_modules", []):
+        yield from resources(child)
+
+
+def variable(plan: dict[str, Any], name: str, default: Any = None) -> Any:
+    return plan.get("variables", {}).get(name, {}).get("value", default)
+
+
+def check(plan: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    auth_mode = variable(plan, "auth_mode", "iam")
+    allow_public = bool(variable(plan, "allow_public_invoker", False))
+    ingress = variable(plan, "ingress")
+    planned = list(resources(plan.get("planned_values", {}).get("root_module", {})))
+
+    for res in planned:
+        values = res.get("values") or {}
+        if res.get("type") in ("google_cloud_run_v2_service_iam_member", "google_cloud_run_v2_service_iam_binding"):
+            members = [values.get("member")] if "member" in values else list(values.get("members") or [])
+            public = sorted(m for m in members if m in PUBLIC_MEMBERS)
+            if not public or values.get("role") != "roles/run.invoker":
+                continue
+            if auth_mode == "iam":
+                problems.append(f"{res['address']}: {public} invoker in IAM mode")
+            elif "allAuthenticatedUsers" in public:
+                problems.append(f"{res['address']}: allAuthenticatedUsers is never a valid invoker")
+            elif not (auth_mode == "bearer" and allow_public):
+                problems.append(f"{res['address']}: allUsers invoker without auth_mode=bearer and allow_public_invoker")
+        if res.get("type") == "google_cloud_run_v2_service" and ingress is not None:
+            if values.get("ingress") != ingress:
+                problems.append(f"{res['address']}: ingress {values.get('ingress')!r} != configured {ingress!r}")
+    if not any(r.get("type") == "google_cloud_run_v2_service" for r in planned):
+        problems.append("no google_cloud_run_v2_service in the plan")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as f:
+        plan = json.load(f)
+    problems = check(plan)
+    for problem in problems:
+        print(f"FAIL {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print("plan checks passed (public invoker vs auth mode, ingress as configured)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

