@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     signing_service_account: str | None = Field(
         None, description="Service account that signs GCS URLs via IAM signBlob (default: the runtime account)."
     )
+    iam_credentials_endpoint: str = Field(
+        "https://iamcredentials.googleapis.com", description="IAM Service Account Credentials API (signBlob) base URL."
+    )
 
     # --- secrets -------------------------------------------------------------------------------------------------
     secrets: Literal["env", "secret-manager"] = Field("env", description="Where API keys come from.")
