@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     iam_allowed_principals: CsvList = Field(default_factory=list, description="Allowed token emails (empty = any).")
     iam_allowed_domains: CsvList = Field(default_factory=list, description="Allowed email domains / `hd` claims.")
     iam_verify_token: bool = Field(True, description="Verify the Google ID token in the app too.")
+    iam_cloud_run_enforced: bool = Field(
+        False,
+        description="Cloud Run IAM guards the service (--no-allow-unauthenticated): accept ID tokens whose "
+        "signature Cloud Run removed after verifying them (claims are still checked).",
+    )
     iam_certs_url: str = Field(
         "https://www.googleapis.com/oauth2/v1/certs", description="Where Google's ID-token signing certs are."
     )
