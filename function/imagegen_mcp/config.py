@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(None, description="External base URL (links, allowed Host, token audience).")
     allowed_hosts: CsvList = Field(default_factory=list, description="Extra allowed Host headers (`*.example.com`).")
+    cloud_run_service: str | None = Field(
+        None, validation_alias=AliasChoices("K_SERVICE"), description="Set by Cloud Run; allows <service>-*.run.app."
+    )
     allowed_origins: CsvList = Field(default_factory=list, description="Allowed browser Origins (exact or `*`).")
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body.")
     request_deadline_seconds: float = Field(
@@ -115,6 +118,11 @@ class Settings(BaseSettings):
     openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL.")
     openrouter_base_url: str = Field("https://openrouter.ai/api/v1", description="OpenRouter API base URL.")
     replicate_base_url: str = Field("https://api.replicate.com/v1", description="Replicate API base URL.")
+    upstream_max_image_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest image downloaded from an upstream's output URL."
+    )
+    openai_moderation: Literal["auto", "low"] = Field("auto", description="OpenAI Images `moderation` level.")
+    openrouter_app_title: str = Field("imagegen-mcp", description="`X-Title` app attribution sent to OpenRouter.")
     gemini_base_url: str | None = Field(None, description="Gemini Developer API base URL override.")
 
     google_cloud_project: str | None = Field(None, validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT"))

@@ -16,6 +16,7 @@ from .routing import Router
 if TYPE_CHECKING:
     from .auth import Authenticator
     from .fetcher import GuardedFetcher
+    from .ratelimit import RateLimiter
     from .secret_store import SecretSource
     from .storage.base import ImageStore
 
@@ -50,6 +51,7 @@ class Deps:
     providers: dict[str, ImageProvider]
     router: Router
     auth: Authenticator
+    rate_limiter: RateLimiter | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def default_model(self) -> str:
@@ -123,6 +125,11 @@ def build_deps(settings: Settings, **overrides: Any) -> Deps:
     preference = [*settings.providers, "placeholder"] if settings.placeholder_enabled else list(settings.providers)
     router = Router(catalog, providers, preference)
     auth = overrides.pop("auth", None) or build_auth(settings, secrets)
+    rate_limiter = overrides.pop("rate_limiter", None)
+    if rate_limiter is None and settings.rate_limit_per_minute > 0:
+        from .ratelimit import RateLimiter
+
+        rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     if overrides:
         raise TypeError(f"unknown overrides: {sorted(overrides)}")
-    return Deps(settings, catalog, store, secrets, http, fetcher, providers, router, auth)
+    return Deps(settings, catalog, store, secrets, http, fetcher, providers, router, auth, rate_limiter)

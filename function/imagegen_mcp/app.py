@@ -1,0 +1,285 @@
+"""create_app(settings, deps) -> ASGI app: /mcp, /healthz, /files, OAuth metadata, Host/Origin and auth checks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import __version__
+from .config import Settings
+from .errors import ErrorCode, ImageGenError
+from .hosts import HostPolicy, is_loopback_host
+from .logs import bind_request, configure_logging, reset_request, trace_field
+
+if TYPE_CHECKING:
+    from .deps import Deps
+
+log = logging.getLogger(__name__)
+MCP_PATH = "/mcp"
+METADATA_PATH = "/.well-known/oauth-protected-resource"
+SWEEP_INTERVAL_SECONDS = 3600.0
+
+
+def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _base_url(scope: Scope, settings: Settings) -> str:
+    """The external base URL links should use: configured, or what the (validated) request says."""
+    if settings.public_url:
+        return settings.public_url
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    proto = headers.get("x-forwarded-proto", "").split(",")[0].strip() or scope.get("scheme", "http")
+    host = headers.get("host") or "127.0.0.1"
+    return f"{'https' if proto == 'https' else 'http'}://{host}"
+
+
+class RequestContextMiddleware:
+    """Request id, trace and log context for every HTTP request; the last line of defence against 500s."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        token = bind_request(
+            request_id=request_id,
+            **trace_field(headers.get("x-cloud-trace-context"), self.settings.google_cloud_project),
+        )
+        started = False
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error serving %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                response = _json_error(500, ErrorCode.INTERNAL.value, f"internal error; reference {request_id}")
+                await response(scope, receive, send)
+        finally:
+            reset_request(token)
+
+
+class GuardMiddleware:
+    """Host/Origin validation (DNS rebinding), body-size limit and authentication in front of /mcp."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, deps: Deps, hosts: HostPolicy) -> None:
+        self.app = app
+        self.settings = settings
+        self.deps = deps
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host")
+        if not self.hosts.host_allowed(host):
+            await _json_error(421, "misdirected_request", "Host header not allowed for this server")(
+                scope, receive, send
+            )
+            return
+        origin = headers.get("origin")
+        if not self.hosts.origin_allowed(origin, host):
+            await _json_error(403, ErrorCode.FORBIDDEN.value, "Origin not allowed")(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["base_url"] = _base_url(scope, self.settings)
+        if scope["path"].rstrip("/") != MCP_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.settings.max_request_bytes):
+            await _json_error(413, ErrorCode.INVALID_ARGUMENT.value, "request body too large")(scope, receive, send)
+            return
+        client = scope.get("client")
+        server = scope.get("server")
+        try:
+            caller = await self.deps.auth.authenticate(
+                headers,
+                client_host=client[0] if client else None,
+                server_host=server[0] if server else None,
+            )
+        except ImageGenError as err:
+            await self._auth_error(err, scope, receive, send, token_sent="authorization" in headers)
+            return
+        state["caller"] = caller
+        await self.app(scope, receive, send)
+
+    async def _auth_error(
+        self, err: ImageGenError, scope: Scope, receive: Receive, send: Send, token_sent: bool
+    ) -> None:
+        if err.code == ErrorCode.UNAUTHENTICATED:
+            metadata_url = f"{state_base(scope)}{METADATA_PATH}"
+            header = self.deps.auth.www_authenticate(metadata_url)
+            response = _json_error(401, err.code.value, "authentication required", {"WWW-Authenticate": header})
+        elif err.code == ErrorCode.RATE_LIMITED:
+            retry = str(max(1, round(err.retry_after_seconds or 1)))
+            response = _json_error(429, err.code.value, err.message, {"Retry-After": retry})
+        elif err.code == ErrorCode.FORBIDDEN:
+            response = _json_error(403, err.code.value, err.message)
+        else:
+            log.error("refusing request: %s", err.message)
+            response = _json_error(503, err.code.value, err.message)
+        await response(scope, receive, send)
+
+
+def state_base(scope: Scope) -> str:
+    return str(scope.get("state", {}).get("base_url", "")).rstrip("/")
+
+
+def _method_not_allowed() -> Response:
+    return _json_error(405, "method_not_allowed", "this stateless endpoint only accepts POST", {"Allow": "POST"})
+
+
+def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
+    """The whole HTTP service. No network I/O happens until the lifespan starts."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from .deps import build_deps
+    from .server import build_server
+    from .storage.local import LocalStore
+
+    configure_logging(settings.log_level)
+    deps = deps or build_deps(settings)
+    mcp_server = build_server(deps)
+    # Host/Origin checks are ours (GuardMiddleware, all routes); the SDK's localhost-only check would 421 on run.app.
+    mcp_server.streamable_http_app(
+        stateless_http=True,
+        json_response=False,
+        max_request_body_size=settings.max_request_bytes,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    session_manager = mcp_server.session_manager
+
+    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await session_manager.handle_request(scope, receive, send)
+
+    class _McpRoute:
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["method"] == "POST":
+                await mcp_endpoint(scope, receive, send)
+            else:
+                await _method_not_allowed()(scope, receive, send)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def files(request: Request) -> Response:
+        store = deps.store
+        if not isinstance(store, LocalStore):
+            return _json_error(404, ErrorCode.NOT_FOUND.value, "not found")
+        try:
+            path = store.verify(
+                request.path_params["image_id"],
+                request.query_params.get("expires", ""),
+                request.query_params.get("sig", ""),
+            )
+        except ImageGenError as err:
+            status = 404 if err.code == ErrorCode.NOT_FOUND else 403
+            return _json_error(status, err.code.value, err.message)
+        return FileResponse(
+            path,
+            media_type=_mime(path.name),
+            headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def resource_metadata(request: Request) -> Response:
+        resource = f"{state_base(request.scope)}{MCP_PATH}"
+        return JSONResponse(deps.auth.protected_resource_metadata(resource))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with session_manager.run():
+            await _startup(deps)
+            sweeper = asyncio.create_task(_sweep_forever(deps)) if isinstance(deps.store, LocalStore) else None
+            try:
+                yield
+            finally:
+                if sweeper is not None:
+                    sweeper.cancel()
+                await deps.aclose()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/files/{image_id}", files, methods=["GET", "HEAD"]),
+        Route(METADATA_PATH, resource_metadata, methods=["GET"]),
+        Route(f"{METADATA_PATH}{MCP_PATH}", resource_metadata, methods=["GET"]),
+        Route(MCP_PATH, _McpRoute(), methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
+        Route(f"{MCP_PATH}/", _McpRoute(), methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.deps = deps
+    app.state.mcp_server = mcp_server
+    hosts = HostPolicy.from_settings(settings)
+    app.add_middleware(GuardMiddleware, settings=settings, deps=deps, hosts=hosts)  # type: ignore[arg-type]
+    app.add_middleware(RequestContextMiddleware, settings=settings)  # type: ignore[arg-type]
+    return app
+
+
+def _mime(name: str) -> str:
+    from .storage.base import mime_of_id
+
+    return mime_of_id(name)
+
+
+async def _startup(deps: Deps) -> None:
+    """Fail fast on a broken store; warm caches so the first call does not wait on them."""
+    await deps.store.startup_check()
+    warm = getattr(deps.secrets, "warm", None)
+    if warm is not None:
+        try:
+            await warm()
+        except Exception:
+            log.warning("could not prefetch secrets at startup; affected models show as unavailable")
+    log.info(
+        "imagegen-mcp ready",
+        extra={
+            "fields": {
+                "storage": deps.store.name,
+                "auth": deps.settings.auth,
+                "providers": sorted(deps.providers),
+                "default_model": deps.default_model(),
+                "retention_days": deps.settings.retention_days,
+            }
+        },
+    )
+
+
+async def _sweep_forever(deps: Deps) -> None:
+    sweep = getattr(deps.store, "sweep", None)
+    while sweep is not None:
+        try:
+            removed = await sweep()
+            if removed:
+                log.info("retention sweep", extra={"fields": {"deleted": removed}})
+        except Exception:
+            log.warning("retention sweep failed", exc_info=True)
+        await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+
+
+__all__ = ["create_app", "is_loopback_host"]

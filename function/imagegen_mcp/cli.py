@@ -1,0 +1,206 @@
+"""Command line: `imagegen-mcp serve | generate | models | keys create`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    env_file = getattr(args, "config", None)
+    if env_file is not None and not Path(env_file).is_file():
+        raise SystemExit(f"config file {env_file} does not exist")
+    return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .auth import check_startup
+
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = _settings(args, **overrides)
+    try:
+        check_startup(settings, settings.host)
+    except Exception as exc:
+        print(f"imagegen-mcp: refusing to start: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    print(
+        f"imagegen-mcp listening on http://{settings.host}:{settings.port}/mcp "
+        f"(storage={settings.storage}, auth={settings.auth})",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips="*" if settings.cloud_run_service else "127.0.0.1",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        lifespan="on",
+    )
+    return 0
+
+
+async def _generate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from .auth import Caller
+    from .catalog import GenerationOptions
+    from .deps import build_deps
+    from .errors import ImageGenError
+    from .tools import CallContext, ImageTools
+
+    deps = build_deps(settings)
+    try:
+        await deps.store.startup_check()
+
+        async def progress(step: float, message: str) -> None:
+            print(f"… {message}", file=sys.stderr, flush=True)
+
+        call = CallContext(Caller(id="cli", kind="none"), uuid.uuid4().hex, progress=progress)
+        options = GenerationOptions(
+            n=args.n,
+            aspect_ratio=args.aspect_ratio,
+            image_size=args.image_size,
+            output_format=args.output_format,
+            seed=args.seed,
+            background=args.background,
+            quality=args.quality,
+        )
+        try:
+            outcome = await ImageTools(deps).run(
+                call,
+                prompt=args.prompt,
+                model=args.model,
+                options=options,
+                preview=False,
+                images=args.image or None,
+                mask=args.mask,
+            )
+        except ImageGenError as err:
+            return {"error": err.to_dict()}
+        return outcome.structured
+    finally:
+        await deps.aclose()
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    result = asyncio.run(_generate(settings, args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif "error" in result:
+        print(f"error: {result['error']['code']}: {result['error']['message']}", file=sys.stderr)
+    else:
+        for image in result["images"]:
+            location = image["uri"].removeprefix("file://") if image["uri"].startswith("file://") else image["uri"]
+            print(f"{image['id']}  {image['width']}x{image['height']}  {location}")
+            print(f"  {image['url']}")
+    return 1 if "error" in result else 0
+
+
+async def _models(settings: Settings) -> dict[str, Any]:
+    from .deps import build_deps
+    from .tools import ImageTools
+
+    deps = build_deps(settings)
+    try:
+        return await ImageTools(deps).list_models()
+    finally:
+        await deps.aclose()
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    listing = asyncio.run(_models(_settings(args)))
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    print(f"default model: {listing['default_model']}")
+    for m in listing["models"]:
+        state = f"via {m['provider']}" if m["available"] else f"unavailable: {m.get('unavailable_reason')}"
+        print(f"  {m['id']:<42} {state}")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from .keys import create_api_key, describe_new_key
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    key, record = create_api_key(args.label, expires_days=args.expires_days, models=models)
+    print(describe_new_key(key, record))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagegen-mcp", description="Remote MCP endpoint for image generation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP MCP endpoint")
+    serve.add_argument("--host", default=None, help="interface (default IMAGEGEN_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default IMAGEGEN_PORT, PORT or 8080)")
+    serve.add_argument("--config", default=None, help="env file with IMAGEGEN_* settings")
+    serve.set_defaults(func=cmd_serve)
+
+    gen = sub.add_parser("generate", help="generate (or, with --image, edit) one-shot and print where it went")
+    gen.add_argument("prompt")
+    gen.add_argument("--model", default=None)
+    gen.add_argument("--n", type=int, default=1)
+    gen.add_argument("--aspect-ratio", default=None)
+    gen.add_argument("--image-size", default=None)
+    gen.add_argument("--output-format", default="png", choices=["png", "jpeg", "webp"])
+    gen.add_argument("--background", default=None, choices=["transparent", "opaque", "auto"])
+    gen.add_argument("--quality", default=None, choices=["low", "medium", "high", "auto"])
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--image", action="append", help="input image reference (repeatable): edit instead")
+    gen.add_argument("--mask", default=None)
+    gen.add_argument("--json", action="store_true", help="print the structured result as JSON")
+    gen.add_argument("--config", default=None)
+    gen.set_defaults(func=cmd_generate)
+
+    models = sub.add_parser("models", help="list the catalog and what is available here")
+    models.add_argument("--json", action="store_true")
+    models.add_argument("--config", default=None)
+    models.set_defaults(func=cmd_models)
+
+    keys = sub.add_parser("keys", help="bearer API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key: prints it once, and the hash record to store")
+    create.add_argument("--label", required=True)
+    create.add_argument("--expires-days", type=int, default=None)
+    create.add_argument("--models", default=None, help="comma-separated model ids this key may use")
+    create.set_defaults(func=cmd_keys_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # configuration errors: one clear line, no traceback
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            print(f"imagegen-mcp: invalid configuration:\n{exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Image bytes handling: sniffing, safe input decoding, output transcoding, metadata stripping, previews."""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+from .errors import ErrorCode, ImageGenError, invalid
+from .providers.base import InputImage
+
+FORMAT_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+MIME_FORMAT = {mime: fmt for fmt, mime in FORMAT_MIME.items()}
+INPUT_FORMATS = frozenset(FORMAT_MIME)  # what callers may send; anything else is refused by its bytes
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
+_PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int
+    height: int
+    frames: int
+
+    @property
+    def mime_type(self) -> str:
+        return FORMAT_MIME[self.format]
+
+
+@dataclass(frozen=True)
+class FinalImage:
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+
+
+def sniff_format(data: bytes | memoryview) -> str | None:
+    """The format named by the leading magic bytes (never by a header or file name)."""
+    head = bytes(data[:16])
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return None
+
+
+def _open(data: bytes):  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data), formats=[_PIL_FORMAT[f] for f in INPUT_FORMATS])
+
+
+def probe_image(data: bytes, *, max_pixels: int) -> ImageInfo:
+    """Format and size from the header alone; refuses unknown formats and pixel bombs before any decode."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise invalid("not a PNG, JPEG, WebP or GIF image (judged by its bytes)")
+    try:
+        with _open(data) as img:
+            width, height = img.size
+            frames = int(getattr(img, "n_frames", 1) or 1)
+    except ImageGenError:
+        raise
+    except Exception as exc:
+        raise invalid(f"the {fmt} image could not be read: it is corrupt or truncated") from exc
+    if width <= 0 or height <= 0:
+        raise invalid("the image has no pixels")
+    if width * height > max_pixels:
+        raise invalid(f"the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted")
+    return ImageInfo(fmt, width, height, frames)
+
+
+def load_input_image(data: bytes, *, max_pixels: int, max_bytes: int) -> InputImage:
+    """Validate an input image and return bytes an upstream can take.
+
+    PNG/JPEG/WebP pass through with metadata stripped; a GIF or an animated image becomes its first frame
+    as PNG (deliberately: models take stills); an EXIF-rotated image is turned upright.
+    """
+    if len(data) > max_bytes:
+        raise invalid(f"input image is {len(data)} bytes; at most {max_bytes} are accepted")
+    info = probe_image(data, max_pixels=max_pixels)
+    needs_decode = info.format == "gif" or info.frames > 1 or _exif_orientation(data, info.format) not in (None, 1)
+    if not needs_decode:
+        return InputImage(strip_metadata(data, info.format), info.mime_type, info.width, info.height)
+    try:
+        from PIL import ImageOps
+
+        with _open(data) as img:
+            img.seek(0)
+            frame = ImageOps.exif_transpose(img.convert("RGBA") if img.mode in ("P", "LA", "PA") else img.copy())
+            out = io.BytesIO()
+            frame.save(out, format="PNG")
+            width, height = frame.size
+    except Exception as exc:
+        raise invalid(f"the {info.format} image could not be decoded") from exc
+    return InputImage(out.getvalue(), "image/png", width, height)
+
+
+def _exif_orientation(data: bytes, fmt: str) -> int | None:
+    if fmt not in ("jpeg", "webp", "png"):
+        return None
+    try:
+        with _open(data) as img:
+            return img.getexif().get(0x0112)
+    except Exception:
+        return None
+
+
+def finalize_output(data: bytes, *, output_format: str, max_pixels: int) -> FinalImage:
+    """Check an upstream image is real, transcode it to `output_format` if needed, strip its metadata."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, "the model returned data that is not an image")
+    try:
+        info = probe_image(data, max_pixels=max_pixels)
+    except ImageGenError as exc:
+        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"the model returned an unusable image: {exc.message}") from exc
+    if fmt == output_format:
+        return FinalImage(strip_metadata(data, fmt), FORMAT_MIME[fmt], info.width, info.height)
+    return FinalImage(transcode(data, output_format), FORMAT_MIME[output_format], info.width, info.height)
+
+
+def transcode(data: bytes, output_format: str) -> bytes:
+    """Re-encode to `output_format` (no metadata is carried over)."""
+    from PIL import Image
+
+    with _open(data) as img:
+        img.seek(0)
+        if output_format == "jpeg":
+            if img.mode in ("RGBA", "LA", "P", "PA"):
+                rgba = img.convert("RGBA")
+                frame = Image.new("RGB", rgba.size, (255, 255, 255))
+                frame.paste(rgba, mask=rgba.getchannel("A"))
+            else:
+                frame = img.convert("RGB")
+        else:
+            frame = img.convert("RGBA") if img.mode in ("P", "PA", "LA") else img.copy()
+        out = io.BytesIO()
+        options: dict[str, object] = {"quality": 92} if output_format in ("jpeg", "webp") else {"compress_level": 6}
+        frame.save(out, format=_PIL_FORMAT[output_format], **options)
+        return out.getvalue()
+
+
+def make_preview(data: bytes, *, max_px: int, budget_bytes: int = 48 * 1024) -> tuple[bytes, str]:
+    """A small WebP (long side ≤ max_px) for inline display, shrunk until it fits `budget_bytes`."""
+    from PIL import Image
+
+    with _open(data) as img:
+        img.seek(0)
+        if img.format == "JPEG":
+            img.draft("RGB", (max_px, max_px))
+        frame = img.convert("RGBA") if img.mode not in ("RGB", "RGBA") else img.copy()
+    frame.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    for quality in (70, 55, 40, 25):
+        out = io.BytesIO()
+        frame.save(out, format="WEBP", quality=quality, method=4)
+        if out.tell() <= budget_bytes:
+            break
+        if quality == 25:
+            frame.thumbnail((max(16, frame.width // 2), max(16, frame.height // 2)))
+    return out.getvalue(), "image/webp"
+
+
+# --- metadata stripping without decoding pixels --------------------------------------------------------------
+
+_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+
+
+def strip_metadata(data: bytes, fmt: str) -> bytes:
+    """Drop text/EXIF/XMP metadata blocks at the container level; returns `data` itself when nothing is dropped."""
+    try:
+        if fmt == "png":
+            return _strip_png(data)
+        if fmt == "jpeg":
+            return _strip_jpeg(data)
+        if fmt == "webp":
+            return _strip_webp(data)
+    except (struct.error, IndexError, ValueError):
+        return data  # malformed container: leave bytes as they are; decoding already vetted them
+    return data
+
+
+def _strip_png(data: bytes) -> bytes:
+    pos, keep, dropped = 8, [data[:8]], False
+    view = memoryview(data)
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if ctype in _PNG_DROP:
+            dropped = True
+        else:
+            keep.append(view[pos:end])
+        pos = end
+        if ctype == b"IEND":
+            break
+    return b"".join(keep) if dropped else data
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    pos, keep, dropped = 2, [data[:2]], False
+    view = memoryview(data)
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xDA:  # start of scan: the rest is entropy-coded data
+            break
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        end = pos + 2 + length
+        # APP1 (EXIF/XMP), APP13 (IPTC), COM: dropped. APP0 (JFIF), APP2 (ICC), APP14 (Adobe) kept.
+        if marker in (0xE1, 0xED, 0xFE) or 0xE3 <= marker <= 0xEC or marker == 0xEF:
+            dropped = True
+        else:
+            keep.append(view[pos:end])
+        pos = end
+    if not dropped:
+        return data
+    keep.append(view[pos:])
+    return b"".join(keep)
+
+
+def _strip_webp(data: bytes) -> bytes:
+    pos, chunks, dropped = 12, [], False
+    view = memoryview(data)
+    while pos + 8 <= len(data):
+        ctype = data[pos : pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        end = pos + 8 + size + (size & 1)
+        if ctype in (b"EXIF", b"XMP "):
+            dropped = True
+        else:
+            chunks.append((ctype, view[pos:end]))
+        pos = end
+    if not dropped:
+        return data
+    parts: list[bytes | memoryview] = []
+    for ctype, chunk in chunks:
+        if ctype == b"VP8X":
+            header = bytearray(chunk[:9])
+            header[8] &= ~0x0C & 0xFF  # clear the EXIF and XMP flags
+            parts.append(bytes(header))
+            parts.append(chunk[9:])
+        else:
+            parts.append(chunk)
+    body = b"".join(parts)
+    return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WEBP" + body

@@ -1,0 +1,111 @@
+"""Turns the image references callers send (data URL, base64, URL, gs://, earlier output id) into vetted bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from typing import TYPE_CHECKING
+
+from .errors import ErrorCode, ImageGenError, invalid
+from .imaging import load_input_image
+from .providers.base import InputImage
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .fetcher import GuardedFetcher
+    from .storage.base import ImageStore
+
+_DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w=.+-]+)*);base64,", re.IGNORECASE)
+_BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+
+
+def _describe(ref: str) -> str:
+    return ref[:60] + ("…" if len(ref) > 60 else "")
+
+
+def decode_base64(text: str, *, max_bytes: int) -> bytes:
+    """Strict base64 (standard or URL-safe alphabet), size-checked before decoding."""
+    compact = "".join(text.split())
+    if (len(compact) * 3) // 4 > max_bytes + 3:
+        raise invalid(f"input image is larger than {max_bytes} bytes")
+    if not _BASE64_CHARS.fullmatch(compact):
+        raise invalid("input image is not valid base64")
+    padded = compact + "=" * (-len(compact) % 4)
+    try:
+        if "-" in padded or "_" in padded:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise invalid("input image is not valid base64") from exc
+
+
+class InputResolver:
+    """Resolves references with the store (our outputs, gs://) and the guarded fetcher (URLs)."""
+
+    def __init__(self, settings: Settings, store: ImageStore, fetcher: GuardedFetcher) -> None:
+        self._settings = settings
+        self._store = store
+        self._fetcher = fetcher
+
+    async def raw_bytes(self, ref: str) -> bytes:
+        settings = self._settings
+        limit = settings.max_input_image_bytes
+        if not isinstance(ref, str) or not ref.strip():
+            raise invalid("an image reference must be a non-empty string")
+        ref = ref.strip()
+        match = _DATA_URL.match(ref)
+        if match:
+            return decode_base64(ref[match.end() :], max_bytes=limit)
+        if ref.lower().startswith("data:"):
+            raise invalid("data URLs must be base64-encoded (data:image/png;base64,...)")
+        own_id = self._store.resolve_reference(ref)
+        if own_id is not None:
+            data, _mime = await self._store.read(own_id, max_bytes=limit)
+            return data
+        lowered = ref.lower()
+        if lowered.startswith("gs://"):
+            data, _mime = await self._store.read_uri(ref, max_bytes=limit)
+            return data
+        if lowered.startswith(("https://", "http://")):
+            fetched = await self._fetcher.fetch(ref, max_bytes=limit, require_image=True)
+            return fetched.data
+        if "://" in ref[:16]:
+            raise invalid(
+                f"unsupported image reference {_describe(ref)!r}: use a data URL, base64, an https URL, "
+                "a gs:// URI or the id of an earlier output"
+            )
+        if len(ref) < 64:
+            raise ImageGenError(
+                ErrorCode.NOT_FOUND,
+                f"{_describe(ref)!r} is not the id of an output of this server (and too short to be base64 image data)",
+            )
+        return decode_base64(ref, max_bytes=limit)
+
+    async def resolve(self, ref: str) -> InputImage:
+        data = await self.raw_bytes(ref)
+        settings = self._settings
+        return await asyncio.to_thread(
+            load_input_image, data, max_pixels=settings.max_input_pixels, max_bytes=settings.max_input_image_bytes
+        )
+
+    async def resolve_all(self, refs: list[str], mask: str | None) -> tuple[list[InputImage], InputImage | None]:
+        """All inputs concurrently; the mask must match the first image's size."""
+        tasks = [self.resolve(r) for r in refs]
+        if mask is not None:
+            tasks.append(self.resolve(mask))
+        try:
+            resolved = await asyncio.gather(*tasks)
+        except ImageGenError as err:
+            if err.code == ErrorCode.INVALID_ARGUMENT:
+                raise invalid(f"input image rejected: {err.message}") from err
+            raise
+        images = list(resolved[: len(refs)])
+        mask_image = resolved[len(refs)] if mask is not None else None
+        if mask_image is not None and (mask_image.width, mask_image.height) != (images[0].width, images[0].height):
+            raise invalid(
+                f"mask is {mask_image.width}x{mask_image.height} but the first image is "
+                f"{images[0].width}x{images[0].height}; they must match"
+            )
+        return images, mask_image

@@ -1,0 +1,173 @@
+"""Local folder store: outputs as files, handed out as expiring HMAC-signed `/files/...` links."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..config import Settings
+from ..errors import ErrorCode, ImageGenError
+from .base import SignedUrl, StoredImage, is_image_id, mime_of_id, new_image_id
+
+
+class LocalStore:
+    """Files under `settings.local_dir`; metadata in a JSON sidecar; retention enforced by `sweep()`."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.root = Path(settings.local_dir).expanduser().resolve()
+        self._key: bytes | None = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+    def _path(self, image_id: str) -> Path:
+        if not is_image_id(image_id):
+            raise ImageGenError(ErrorCode.NOT_FOUND, "no such image")
+        return self.root / image_id
+
+    def _signing_key(self) -> bytes:
+        if self._key is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            key_file = self.root / ".signing-key"
+            try:
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                self._key = key_file.read_bytes().strip()
+            else:
+                key = secrets.token_hex(32).encode()
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(key)
+                self._key = key
+        return self._key
+
+    def _signature(self, image_id: str, expires: int) -> str:
+        return hmac.new(self._signing_key(), f"{image_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    # --- ImageStore ------------------------------------------------------------------------------------------
+    async def startup_check(self) -> None:
+        try:
+            await asyncio.to_thread(self._prepare)
+        except OSError as exc:
+            raise ImageGenError(
+                ErrorCode.MISCONFIGURED, f"local store folder {self.root} is not writable: {exc.strerror}"
+            ) from exc
+
+    def _prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._signing_key()
+        probe = self.root / f".probe-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
+    async def put(self, data: bytes, *, mime_type: str, metadata: Mapping[str, str]) -> StoredImage:
+        now = datetime.now(UTC)
+        image_id = new_image_id(mime_type, now)
+        meta = {**metadata, "content_type": mime_type, "created_at": now.isoformat()}
+        try:
+            await asyncio.to_thread(self._write, image_id, data, meta)
+        except OSError as exc:
+            raise ImageGenError(ErrorCode.STORAGE_ERROR, "could not write the image to the local store") from exc
+        return StoredImage(image_id, (self.root / image_id).as_uri(), mime_type, len(data), now, dict(metadata))
+
+    def _write(self, image_id: str, data: bytes, meta: Mapping[str, str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / image_id
+        tmp = final.with_name(f".{image_id}.tmp")
+        try:
+            tmp.write_bytes(data)
+            (self.root / f"{image_id}.json").write_text(json.dumps(meta), encoding="utf-8")
+            os.replace(tmp, final)  # the image appears only when complete
+        except BaseException:
+            for leftover in (tmp, self.root / f"{image_id}.json"):
+                leftover.unlink(missing_ok=True)
+            raise
+
+    async def sign(self, image_id: str, *, ttl_seconds: int, base_url: str | None) -> SignedUrl:
+        self._path(image_id)
+        expires = int(time.time()) + ttl_seconds
+        base = (base_url or self._settings.public_url or f"http://127.0.0.1:{self._settings.port}").rstrip("/")
+        sig = await asyncio.to_thread(self._signature, image_id, expires)
+        return SignedUrl(f"{base}/files/{image_id}?expires={expires}&sig={sig}", datetime.fromtimestamp(expires, UTC))
+
+    def verify(self, image_id: str, expires: str, signature: str) -> Path:
+        """The file a `/files` link points at, if its signature is valid and unexpired (else not_found/forbidden)."""
+        if not is_image_id(image_id) or not expires.isdigit() or len(expires) > 12:
+            raise ImageGenError(ErrorCode.NOT_FOUND, "no such file")
+        expected = self._signature(image_id, int(expires))
+        if not hmac.compare_digest(expected, signature):
+            raise ImageGenError(ErrorCode.FORBIDDEN, "invalid link signature")
+        if int(expires) < time.time():
+            raise ImageGenError(ErrorCode.FORBIDDEN, "link expired")
+        path = self._path(image_id)
+        if not path.is_file():
+            raise ImageGenError(ErrorCode.NOT_FOUND, "no such file")
+        return path
+
+    async def read(self, image_id: str, *, max_bytes: int) -> tuple[bytes, str]:
+        path = self._path(image_id)
+        try:
+            size = await asyncio.to_thread(lambda: path.stat().st_size)
+            if size > max_bytes:
+                raise ImageGenError(ErrorCode.INVALID_ARGUMENT, f"image {image_id} is larger than {max_bytes} bytes")
+            data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as exc:
+            raise ImageGenError(
+                ErrorCode.NOT_FOUND, f"image {image_id} does not exist (expired or never made)"
+            ) from exc
+        return data, mime_of_id(image_id)
+
+    def resolve_reference(self, ref: str) -> str | None:
+        ref = ref.strip()
+        if is_image_id(ref):
+            return ref
+        parsed = urlparse(ref)
+        if parsed.scheme == "file":
+            path = Path(parsed.path)
+            return path.name if path.parent == self.root and is_image_id(path.name) else None
+        if parsed.scheme in ("http", "https") and parsed.path.startswith("/files/"):
+            candidate = parsed.path.removeprefix("/files/")
+            return candidate if is_image_id(candidate) else None
+        return None
+
+    async def read_uri(self, uri: str, *, max_bytes: int) -> tuple[bytes, str]:
+        raise ImageGenError(
+            ErrorCode.UNSUPPORTED,
+            "gs:// inputs need the gcs store (IMAGEGEN_STORAGE=gcs); this deployment stores locally",
+        )
+
+    async def delete(self, image_id: str) -> None:
+        path = self._path(image_id)
+        await asyncio.to_thread(self._unlink, path)
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        path.unlink(missing_ok=True)
+        path.with_name(f"{path.name}.json").unlink(missing_ok=True)
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Delete outputs older than the retention period; returns how many were deleted."""
+        return await asyncio.to_thread(self._sweep, now or time.time())
+
+    def _sweep(self, now: float) -> int:
+        if not self.root.is_dir():
+            return 0
+        cutoff = now - self._settings.retention_days * 86400
+        removed = 0
+        for entry in self.root.iterdir():
+            if is_image_id(entry.name) and entry.stat().st_mtime < cutoff:
+                self._unlink(entry)
+                removed += 1
+        return removed
+
+    async def aclose(self) -> None:
+        return None
