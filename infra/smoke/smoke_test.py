@@ -55,7 +55,7 @@ def parse_body(content_type: str, body: bytes) -> list[dict[str, Any]]:
     if content_type.startswith("text/event-stream"):
         messages: list[dict[str, Any]] = []
         data: list[str] = []
-        for line in text.splitlines() + [""]:
+        for line in [*text.splitlines(), ""]:
             if line.startswith("data:"):
                 data.append(line[5:].lstrip())
             elif line == "" and data:
@@ -68,6 +68,7 @@ def parse_body(content_type: str, body: bytes) -> list[dict[str, Any]]:
 
 class McpClient:
     def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
+        _require_http(base_url)
         self.endpoint = base_url.rstrip("/") + "/mcp"
         self.token = token
         self.timeout = timeout
@@ -90,11 +91,12 @@ class McpClient:
         return headers
 
     def _post(self, payload: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
             self.endpoint, data=json.dumps(payload).encode(), headers=self._headers(), method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            # Scheme checked in __init__ (http/https only).
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 session = response.headers.get("Mcp-Session-Id")
                 if session:
                     self.session_id = session
@@ -125,10 +127,16 @@ class McpClient:
             raise SmokeError(f"{method}: unexpected HTTP {status}")
 
 
+def _require_http(url: str) -> None:
+    if not url.startswith(("https://", "http://")):
+        raise SmokeError(f"only http(s) URLs are allowed: {url!r}")
+
+
 def fetch_image(url: str, timeout: float) -> tuple[str, int]:
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    _require_http(url)
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})  # noqa: S310 - http(s) only
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only
             return response.headers.get("Content-Type", ""), len(response.read())
     except (urllib.error.URLError, TimeoutError) as e:
         raise SmokeError(f"GET output URL: {e}") from e

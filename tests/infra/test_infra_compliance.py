@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plan_fixture  # noqa: E402
-import tooling  # noqa: E402
+import plan_fixture
+import tooling
 
 pytestmark = pytest.mark.infra
 
@@ -60,7 +60,8 @@ def test_features_fail_on_a_bad_plan(tmp_path, case):
 
 def test_plan_checks_pass_on_iam_and_on_explicit_bearer_public(tmp_path):
     assert plan_checks(plan_fixture.write(tmp_path / "iam.json")).returncode == 0
-    bearer = plan_fixture.write(tmp_path / "bearer.json", auth_mode="bearer", allow_public=True, public_member="allUsers")
+    bearer = plan_fixture.write(tmp_path / "bearer.json", auth_mode="bearer", allow_public=True,
+                                public_member="allUsers")
     result = plan_checks(bearer)
     assert result.returncode == 0, result.stderr
 

@@ -7,6 +7,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -25,8 +26,8 @@ def load_smoke():
 
 
 class FakeMcp(BaseHTTPRequestHandler):
-    behaviour: dict = {}
-    seen: list = []
+    behaviour: ClassVar[dict] = {}
+    seen: ClassVar[list] = []
 
     def log_message(self, *args):  # keep pytest output clean
         pass

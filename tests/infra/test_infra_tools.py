@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tooling  # noqa: E402
+import tooling
 
 pytestmark = pytest.mark.infra
 
