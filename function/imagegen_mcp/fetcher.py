@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urljoin, urlsplit
 
 from .errors import ErrorCode, ImageGenError
+from .errors import invalid as _invalid
 
 if TYPE_CHECKING:
     import ssl
@@ -200,10 +201,6 @@ class Target:
 
 def _forbidden(message: str, **details: Any) -> ImageGenError:
     return ImageGenError(ErrorCode.FORBIDDEN, message, details=details or None)
-
-
-def _invalid(message: str, **details: Any) -> ImageGenError:
-    return ImageGenError(ErrorCode.INVALID_ARGUMENT, message, details=details or None)
 
 
 def parse_ipv4_literal(host: str) -> tuple[ipaddress.IPv4Address, bool] | None:
