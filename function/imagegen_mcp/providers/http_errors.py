@@ -1,0 +1,324 @@
+"""Shared plumbing of the third-party HTTP adapters: one upstream attempt, status → ImageGenError, image payloads."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email.utils
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ErrorCode, ImageGenError
+from ..fetcher import sniff_image_type
+from .base import Availability, ProducedImage
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from ..deadline import Deadline
+    from .base import ProviderContext
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_UPSTREAM_MESSAGE = 300  # characters of an upstream error message we pass on to the caller
+
+
+@dataclass(frozen=True)
+class UpstreamFailure:
+    """What a vendor's error body says, as the adapter's parser understood it."""
+
+    message: str | None = None
+    code: str | None = None
+    blocked_reason: str | None = None  # set when the vendor says its content policy refused the request
+
+
+ParseFailure = Callable[[int, Any], UpstreamFailure]
+
+
+def trim(text: str, secret: str | None = None, limit: int = MAX_UPSTREAM_MESSAGE) -> str:
+    """One line of upstream text, shortened, with the key cut out should the vendor have echoed it."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_retry_after(headers: httpx2.Headers | dict[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from `Retry-After` (delta-seconds or HTTP-date) or `retry-after-ms`; None if absent/garbled."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = (headers.get("retry-after") or "").strip()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def status_error(
+    vendor: str, status: int, failure: UpstreamFailure, retry_after: float | None, *, secret: str | None
+) -> ImageGenError:
+    """Map an upstream HTTP status (and what its body said) to our public error codes."""
+    details: dict[str, Any] = {"upstream": vendor, "upstream_status": status}
+    if failure.code:
+        details["upstream_code"] = failure.code
+    said = trim(failure.message, secret) if failure.message else None
+    if failure.blocked_reason is not None:
+        reason = trim(failure.blocked_reason, secret) or "content policy"
+        details["reason"] = reason
+        return ImageGenError(ErrorCode.CONTENT_BLOCKED, f"{vendor} refused the request: {reason}", details=details)
+    if status in (401, 403):
+        # Our key, not the caller's fault; never echo the upstream text (it may quote part of the key).
+        return ImageGenError(
+            ErrorCode.MISCONFIGURED,
+            f"the {vendor} key configured for this deployment was rejected (HTTP {status}); an operator must fix it",
+            details=details,
+        )
+    if status == 402:
+        return ImageGenError(
+            ErrorCode.MISCONFIGURED,
+            f"the {vendor} account of this deployment cannot pay for this request (HTTP 402)",
+            details=details,
+        )
+    if status == 404:
+        return ImageGenError(
+            ErrorCode.MISCONFIGURED,
+            f"{vendor} does not know the requested model or endpoint (HTTP 404)" + (f": {said}" if said else ""),
+            details=details,
+        )
+    if status == 429:
+        return ImageGenError(
+            ErrorCode.RATE_LIMITED,
+            f"{vendor} is rate limiting this deployment" + (f": {said}" if said else ""),
+            details=details,
+            retry_after_seconds=retry_after,
+        )
+    if status in (408, 504, 524):
+        return ImageGenError(ErrorCode.UPSTREAM_TIMEOUT, f"{vendor} timed out (HTTP {status})", details=details)
+    if status >= 500:
+        return ImageGenError(
+            ErrorCode.UPSTREAM_ERROR,
+            f"{vendor} failed (HTTP {status})" + (f": {said}" if said else ""),
+            details=details,
+            retry_after_seconds=retry_after,
+        )
+    if status in (400, 409, 413, 415, 422):
+        return ImageGenError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{vendor} rejected the request" + (f": {said}" if said else f" (HTTP {status})"),
+            details=details,
+        )
+    return ImageGenError(
+        ErrorCode.UPSTREAM_ERROR,
+        f"unexpected answer from {vendor} (HTTP {status})",
+        retryable=False,
+        details=details,
+    )
+
+
+def transport_error(vendor: str, exc: Exception) -> ImageGenError:
+    """A connection-level failure (timeout, reset, refused) as a retryable error."""
+    import httpx2
+
+    if isinstance(exc, httpx2.TimeoutException):
+        return ImageGenError(
+            ErrorCode.UPSTREAM_TIMEOUT, f"{vendor} did not answer in time", details={"upstream": vendor}
+        )
+    return ImageGenError(
+        ErrorCode.UPSTREAM_ERROR,
+        f"could not talk to {vendor} ({type(exc).__name__})",
+        details={"upstream": vendor},
+    )
+
+
+def _body(response: httpx2.Response) -> Any:
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError):
+        return response.text
+
+
+async def send(
+    ctx: ProviderContext,
+    vendor: str,
+    method: str,
+    url: str,
+    *,
+    deadline: Deadline,
+    secret: str,
+    parse_failure: ParseFailure,
+    headers: dict[str, str] | None = None,
+    timeout_cap: float | None = None,
+    **kwargs: Any,
+) -> httpx2.Response:
+    """One upstream request through the shared client, bounded by the deadline; non-2xx becomes ImageGenError."""
+    import httpx2
+
+    cap = ctx.settings.upstream_timeout_seconds if timeout_cap is None else timeout_cap
+    seconds = deadline.timeout(cap=cap)
+    all_headers = {"Authorization": f"Bearer {secret}", **(headers or {})}
+    try:
+        response = await ctx.http.upstream().request(
+            method,
+            url,
+            headers=all_headers,
+            timeout=httpx2.Timeout(seconds, connect=min(seconds, 10.0)),
+            **kwargs,
+        )
+    except httpx2.HTTPError as exc:
+        log.warning("upstream transport failure", extra={"fields": {"upstream": vendor, "error": type(exc).__name__}})
+        raise transport_error(vendor, exc) from exc
+    if response.is_success:
+        return response
+    failure = parse_failure(response.status_code, _body(response))
+    err = status_error(vendor, response.status_code, failure, parse_retry_after(response.headers), secret=secret)
+    log.warning(
+        "upstream error",
+        extra={"fields": {"upstream": vendor, "status": response.status_code, "code": err.code.value}},
+    )
+    raise err
+
+
+def json_object(vendor: str, response: httpx2.Response) -> dict[str, Any]:
+    """The response's JSON object, or `upstream_error` when it is not one."""
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ImageGenError(
+            ErrorCode.UPSTREAM_ERROR, f"{vendor} answered with malformed JSON", details={"upstream": vendor}
+        ) from exc
+    if not isinstance(body, dict):
+        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} answered with an unexpected JSON shape")
+    return body
+
+
+def error_fields(body: Any) -> tuple[str | None, str | None, dict[str, Any]]:
+    """`(message, code, metadata)` of the common `{"error": {"message", "code", ...}}` envelope (or `{"detail"}`)."""
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            code = err.get("code")
+            meta = err.get("metadata")
+            return (
+                str(err.get("message")) if err.get("message") is not None else None,
+                str(code) if code is not None else None,
+                meta if isinstance(meta, dict) else {},
+            )
+        if isinstance(err, str):
+            return err, None, {}
+        for key in ("detail", "message", "title"):
+            if isinstance(body.get(key), str):
+                return body[key], None, {}
+    if isinstance(body, str) and body.strip():
+        return body, None, {}
+    return None, None, {}
+
+
+_B64_CHARS = re.compile(r"\s+")
+
+
+def decode_base64(vendor: str, data: str) -> bytes:
+    """Strict base64 (whitespace tolerated); garbage is the upstream's fault."""
+    try:
+        return base64.b64decode(_B64_CHARS.sub("", data), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} returned an image that is not valid base64") from exc
+
+
+_DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,(?P<data>.*)$", re.DOTALL)
+
+
+def data_url(image_bytes: bytes, mime_type: str) -> str:
+    return f"data:{mime_type};base64,{base64.b64encode(image_bytes).decode('ascii')}"
+
+
+def produced(vendor: str, data: bytes) -> ProducedImage:
+    """Bytes that really are an image (type from magic bytes), or `upstream_error`."""
+    mime = sniff_image_type(data)
+    if mime is None:
+        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} returned data that is not an image")
+    return ProducedImage(data=data, mime_type=mime)
+
+
+async def image_from_reference(
+    ctx: ProviderContext, vendor: str, ref: str, deadline: Deadline | None = None
+) -> ProducedImage:
+    """An upstream image given as a base64 data URL or as an http(s) URL (downloaded via the guarded fetcher)."""
+    match = _DATA_URL.match(ref)
+    if match:
+        return produced(vendor, decode_base64(vendor, match.group("data")))
+    if ref.startswith(("https://", "http://")):
+        fetched = await ctx.fetcher.fetch(
+            ref,
+            max_bytes=ctx.settings.upstream_max_image_bytes,
+            require_image=True,
+            within_seconds=deadline.timeout() if deadline is not None else None,
+        )
+        return produced(vendor, fetched.data)
+    raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} returned an image reference we cannot read")
+
+
+async def gather_all(factories: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run the calls concurrently; the first failure cancels the rest and is raised as itself."""
+    tasks = [asyncio.ensure_future(factory()) for factory in factories]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def no_image_error(vendor: str, text: str | None = None, *, secret: str | None = None) -> ImageGenError:
+    """The upstream answered successfully but returned no image (its text, if any, says why)."""
+    message = f"{vendor} returned no image"
+    if text:
+        message += f"; it said: {trim(text, secret)}"
+    return ImageGenError(ErrorCode.UPSTREAM_ERROR, message, details={"upstream": vendor})
+
+
+class KeyedProvider:
+    """Base of the adapters whose only configuration is an API key from the SecretSource."""
+
+    name: str = ""
+    secret_name: str = ""  # logical name in secret_store (OPENAI, OPENROUTER, REPLICATE)
+    key_label: str = ""  # e.g. "OpenAI API key", for operator-facing messages
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self._ctx = ctx
+
+    def _missing(self) -> str:
+        return f"no {self.key_label} configured (set {self._ctx.secrets.describe(self.secret_name)})"
+
+    async def availability(self) -> Availability:
+        if await self._ctx.secrets.get(self.secret_name):
+            return Availability(True)
+        return Availability(False, self._missing())
+
+    async def _key(self) -> str:
+        key = await self._ctx.secrets.get(self.secret_name)
+        if not key:
+            raise ImageGenError(ErrorCode.MISCONFIGURED, self._missing())
+        return key
+
+    async def aclose(self) -> None:
+        return None
