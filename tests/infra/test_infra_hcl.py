@@ -250,7 +250,9 @@ def test_service_environment_contract():
         assert re.search(rf"\b{name}\s*=", text), f"{name} not set on the service"
     assert 'IMAGEGEN_STORAGE                  = "gcs"' in text
     assert 'IMAGEGEN_SECRETS                  = "secret-manager"' in text
-    assert "= var.retention_days" not in text or "tostring(var.retention_days)" in text
+    # The documented retention is the lifecycle age: both come from the same variable.
+    assert re.search(r"IMAGEGEN_RETENTION_DAYS\s*=\s*tostring\(var\.retention_days\)", text)
+    assert re.search(r"IMAGEGEN_REQUEST_DEADLINE_SECONDS\s*=\s*tostring\(var\.request_deadline_seconds\)", text)
 
 
 def test_deadline_stays_below_request_timeout(module):
