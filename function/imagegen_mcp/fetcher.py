@@ -16,6 +16,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from .errors import ErrorCode, ImageGenError
 from .errors import invalid as _invalid
+from .imaging import FORMAT_MIME, sniff_format
 
 if TYPE_CHECKING:
     import ssl
@@ -387,15 +388,8 @@ def validate_url(url: str, *, allow_http: HostList, trusted: HostList | None = N
 
 def sniff_image_type(data: bytes) -> str | None:
     """The MIME type of an allowed image format judged by its magic bytes (PNG, JPEG, WEBP, GIF), else None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return None
+    fmt = sniff_format(data)
+    return FORMAT_MIME[fmt] if fmt is not None else None
 
 
 # --------------------------------------------------------------------------------------------------------------------
