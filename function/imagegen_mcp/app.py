@@ -125,7 +125,7 @@ class GuardMiddleware:
                 server_host=server[0] if server else None,
             )
         except ImageGenError as err:
-            await self._auth_error(err, scope, receive, send, token_sent="authorization" in headers)
+            await self._auth_error(err, scope, receive, send)
             return
         state["caller"] = caller
         await self.app(scope, receive, send)
@@ -135,7 +135,7 @@ class GuardMiddleware:
     ) -> None:
         if err.code == ErrorCode.UNAUTHENTICATED:
             metadata_url = f"{state_base(scope)}{METADATA_PATH}"
-            header = self.deps.auth.www_authenticate(metadata_url)
+            header = self.deps.auth.www_authenticate(metadata_url, err)
             response = _json_error(401, err.code.value, "authentication required", {"WWW-Authenticate": header})
         elif err.code == ErrorCode.RATE_LIMITED:
             retry = str(max(1, round(err.retry_after_seconds or 1)))

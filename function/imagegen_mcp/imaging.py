@@ -71,6 +71,10 @@ def probe_image(data: bytes, *, max_pixels: int) -> ImageInfo:
     except ImageGenError:
         raise
     except Exception as exc:
+        from PIL import Image
+
+        if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+            raise invalid(f"the image has more pixels than accepted (at most {max_pixels} pixels)") from exc
         raise invalid(f"the {fmt} image could not be read: it is corrupt or truncated") from exc
     if width <= 0 or height <= 0:
         raise invalid("the image has no pixels")
