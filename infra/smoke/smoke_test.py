@@ -192,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="base URL of the revision (tagged URL)")
     parser.add_argument("--service-json", help="file with `gcloud run services describe --format=json` output")
     parser.add_argument("--tag", help="traffic tag whose URL to test (with --service-json)")
-    parser.add_argument("--model", default=os.environ.get("SMOKE_MODEL", "local/placeholder"),
-                        help="model for the generate_image call; empty string skips it")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("SMOKE_MODEL", "local/placeholder"),
+        help="model for the generate_image call; empty string skips it",
+    )
     parser.add_argument("--token-env", default="SMOKE_ID_TOKEN", help="environment variable holding the ID token")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP call")
     parser.add_argument("--retries", type=int, default=3, help="attempts before giving up (cold starts)")
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 if attempt >= args.retries:
                     raise
                 print(f"attempt {attempt} failed ({e}); retrying", file=sys.stderr)
-                time.sleep(min(2 ** attempt, 10))
+                time.sleep(min(2**attempt, 10))
     except SmokeError as e:
         print(f"SMOKE TEST FAILED: {e}", file=sys.stderr)
         return 1

@@ -22,13 +22,18 @@ PLAN_CHECKS = FEATURES / "plan_checks.py"
 def compliance(plan_file: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [tooling.terraform_compliance_binary(), "--no-ansi", "-f", str(FEATURES), "-p", str(plan_file)],
-        capture_output=True, text=True, env=tooling.tool_env(), timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        env=tooling.tool_env(),
+        timeout=600,
+        check=False,
     )
 
 
 def plan_checks(plan_file: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(PLAN_CHECKS), str(plan_file)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, str(PLAN_CHECKS), str(plan_file)], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_features_pass_on_a_compliant_plan(tmp_path):
@@ -61,18 +66,22 @@ def test_features_fail_on_a_bad_plan(tmp_path, case):
 
 def test_plan_checks_pass_on_iam_and_on_explicit_bearer_public(tmp_path):
     assert plan_checks(plan_fixture.write(tmp_path / "iam.json")).returncode == 0
-    bearer = plan_fixture.write(tmp_path / "bearer.json", auth_mode="bearer", allow_public=True,
-                                public_member="allUsers")
+    bearer = plan_fixture.write(
+        tmp_path / "bearer.json", auth_mode="bearer", allow_public=True, public_member="allUsers"
+    )
     result = plan_checks(bearer)
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"public_member": "allUsers"},                                              # IAM mode made public
-    {"auth_mode": "bearer", "allow_public": False, "public_member": "allUsers"},  # no explicit opt-in
-    {"auth_mode": "bearer", "allow_public": True, "public_member": "allAuthenticatedUsers"},
-    {"ingress": "INGRESS_TRAFFIC_ALL", "ingress_var": "INGRESS_TRAFFIC_INTERNAL_ONLY"},  # not as configured
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"public_member": "allUsers"},  # IAM mode made public
+        {"auth_mode": "bearer", "allow_public": False, "public_member": "allUsers"},  # no explicit opt-in
+        {"auth_mode": "bearer", "allow_public": True, "public_member": "allAuthenticatedUsers"},
+        {"ingress": "INGRESS_TRAFFIC_ALL", "ingress_var": "INGRESS_TRAFFIC_INTERNAL_ONLY"},  # not as configured
+    ],
+)
 def test_plan_checks_fail(tmp_path, kwargs):
     result = plan_checks(plan_fixture.write(tmp_path / "plan.json", **kwargs))
     assert result.returncode == 1, result.stdout + result.stderr

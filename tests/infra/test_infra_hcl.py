@@ -86,8 +86,14 @@ def test_every_module_and_env_variable_is_described(module):
 
 
 def test_module_validates_every_variable_where_it_makes_sense(module):
-    unvalidated_ok = {"deletion_protection", "enable_placeholder", "custom_audiences", "bucket_location",
-                      "create_artifact_repository", "smoke_test_model"}
+    unvalidated_ok = {
+        "deletion_protection",
+        "enable_placeholder",
+        "custom_audiences",
+        "bucket_location",
+        "create_artifact_repository",
+        "smoke_test_model",
+    }
     for name, body in variables(module).items():
         if name in unvalidated_ok:
             continue
@@ -112,7 +118,7 @@ def test_auth_mode_never_allows_none(module):
 
 def test_public_invoker_requires_bearer_mode_in_validation(module):
     condition = first(first(variables(module)["allow_public_invoker"]["validation"])["condition"])
-    assert "var.auth_mode == \"bearer\"" in condition
+    assert 'var.auth_mode == "bearer"' in condition
     assert variables(module)["allow_public_invoker"]["default"] is False
 
 
@@ -164,7 +170,8 @@ def test_runtime_service_account_is_dedicated(module):
 
 def test_runtime_project_roles_are_only_vertex_user(module):
     runtime_project_roles = [
-        g["role"] for g in resources(module, "google_project_iam_member").values()
+        g["role"]
+        for g in resources(module, "google_project_iam_member").values()
         if "google_service_account.runtime.email" in g["member"]
     ]
     assert runtime_project_roles == ["roles/aiplatform.user"]
@@ -207,8 +214,13 @@ def test_secrets_are_containers_only(module):
         assert "secret_version" not in _raw(ENVS / env)
         assert "secret_data" not in _raw(ENVS / env)
     defaults = variables(module)["secret_ids"]["type"]
-    for default in ("imagegen-openai-api-key", "imagegen-openrouter-api-key", "imagegen-replicate-api-token",
-                    "imagegen-gemini-api-key", "imagegen-api-keys"):
+    for default in (
+        "imagegen-openai-api-key",
+        "imagegen-openrouter-api-key",
+        "imagegen-replicate-api-token",
+        "imagegen-gemini-api-key",
+        "imagegen-api-keys",
+    ):
         assert default in defaults
 
 
@@ -240,13 +252,29 @@ def test_cloud_build_owns_the_image(module):
 
 def test_service_environment_contract():
     text = (MODULE / "run.tf").read_text()
-    for name in ("IMAGEGEN_STORAGE", "IMAGEGEN_BUCKET", "IMAGEGEN_URL_TTL_SECONDS", "IMAGEGEN_RETENTION_DAYS",
-                 "IMAGEGEN_SECRETS", "IMAGEGEN_SECRET_PROJECT", "IMAGEGEN_OPENAI_KEY_SECRET",
-                 "IMAGEGEN_OPENROUTER_KEY_SECRET", "IMAGEGEN_REPLICATE_KEY_SECRET", "IMAGEGEN_GEMINI_KEY_SECRET",
-                 "IMAGEGEN_API_KEYS_SECRET", "IMAGEGEN_AUTH", "IMAGEGEN_IAM_AUDIENCE",
-                 "IMAGEGEN_IAM_ALLOWED_PRINCIPALS", "IMAGEGEN_PUBLIC_URL", "IMAGEGEN_DEFAULT_MODEL",
-                 "IMAGEGEN_ENABLE_PLACEHOLDER", "IMAGEGEN_REQUEST_DEADLINE_SECONDS",
-                 "IMAGEGEN_SHUTDOWN_GRACE_SECONDS", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION"):
+    for name in (
+        "IMAGEGEN_STORAGE",
+        "IMAGEGEN_BUCKET",
+        "IMAGEGEN_URL_TTL_SECONDS",
+        "IMAGEGEN_RETENTION_DAYS",
+        "IMAGEGEN_SECRETS",
+        "IMAGEGEN_SECRET_PROJECT",
+        "IMAGEGEN_OPENAI_KEY_SECRET",
+        "IMAGEGEN_OPENROUTER_KEY_SECRET",
+        "IMAGEGEN_REPLICATE_KEY_SECRET",
+        "IMAGEGEN_GEMINI_KEY_SECRET",
+        "IMAGEGEN_API_KEYS_SECRET",
+        "IMAGEGEN_AUTH",
+        "IMAGEGEN_IAM_AUDIENCE",
+        "IMAGEGEN_IAM_ALLOWED_PRINCIPALS",
+        "IMAGEGEN_PUBLIC_URL",
+        "IMAGEGEN_DEFAULT_MODEL",
+        "IMAGEGEN_ENABLE_PLACEHOLDER",
+        "IMAGEGEN_REQUEST_DEADLINE_SECONDS",
+        "IMAGEGEN_SHUTDOWN_GRACE_SECONDS",
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_LOCATION",
+    ):
         assert re.search(rf"\b{name}\s*=", text), f"{name} not set on the service"
     assert 'IMAGEGEN_STORAGE                  = "gcs"' in text
     assert 'IMAGEGEN_SECRETS                  = "secret-manager"' in text
@@ -271,7 +299,8 @@ def test_invokers_are_named_and_public_only_in_explicit_bearer_mode(module):
         if name != "public_invoker":
             assert body["member"] not in ("allUsers", "allAuthenticatedUsers")
     assert "allAuthenticatedUsers" not in (MODULE / "run.tf").read_text().replace(
-        "allUsers or allAuthenticatedUsers", "")
+        "allUsers or allAuthenticatedUsers", ""
+    )
 
 
 def test_required_apis_are_enabled(module):

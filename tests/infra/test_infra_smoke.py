@@ -56,17 +56,28 @@ class FakeMcp(BaseHTTPRequestHandler):
             self._send(202, b"", "application/json")
             return
         if method == "initialize":
-            result = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
-                      "serverInfo": {"name": "imagegen-mcp", "version": "0.1.0"}}
+            result = {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "imagegen-mcp", "version": "0.1.0"},
+            }
         elif method == "tools/list":
             names = self.behaviour.get("tools", ["generate_image", "edit_image"])
             result = {"tools": [{"name": n, "inputSchema": {"type": "object"}} for n in names]}
         elif method == "tools/call":
             port = self.server.server_address[1]
             result = self.behaviour.get("call") or {
-                "content": [{"type": "resource_link", "uri": f"http://127.0.0.1:{port}/files/out.png",
-                             "name": "out.png", "mimeType": "image/png"}],
-                "structuredContent": {"images": [{"id": "out"}]}, "isError": False}
+                "content": [
+                    {
+                        "type": "resource_link",
+                        "uri": f"http://127.0.0.1:{port}/files/out.png",
+                        "name": "out.png",
+                        "mimeType": "image/png",
+                    }
+                ],
+                "structuredContent": {"images": [{"id": "out"}]},
+                "isError": False,
+            }
         else:
             result = {}
         message = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": result})
@@ -123,10 +134,15 @@ def test_empty_model_skips_the_generation_call(server, monkeypatch):
 
 def test_tagged_url_is_read_from_the_service_description(tmp_path):
     smoke = load_smoke()
-    service = {"status": {"url": "https://svc-123.europe-west1.run.app", "traffic": [
-        {"latestRevision": True, "percent": 100},
-        {"revisionName": "svc-00002", "tag": "c-abc1234", "url": "https://c-abc1234---svc-xyz.a.run.app/"},
-    ]}}
+    service = {
+        "status": {
+            "url": "https://svc-123.europe-west1.run.app",
+            "traffic": [
+                {"latestRevision": True, "percent": 100},
+                {"revisionName": "svc-00002", "tag": "c-abc1234", "url": "https://c-abc1234---svc-xyz.a.run.app/"},
+            ],
+        }
+    }
     assert smoke.tagged_url(service, "c-abc1234") == "https://c-abc1234---svc-xyz.a.run.app"
     with pytest.raises(smoke.SmokeError):
         smoke.tagged_url(service, "c-missing")

@@ -25,7 +25,12 @@ def test_terraform_fmt_check():
     terraform = tooling.terraform_binary()
     result = subprocess.run(
         [terraform, "fmt", "-check", "-recursive", "-diff", "infra"],
-        cwd=REPO, capture_output=True, text=True, env=tooling.tool_env(), timeout=120, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=tooling.tool_env(),
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, f"terraform fmt -check failed:\n{result.stdout}\n{result.stderr}"
 
@@ -33,9 +38,26 @@ def test_terraform_fmt_check():
 def run_checkov(directory: Path, *extra: str) -> dict:
     checkov = tooling.checkov_binary()
     result = subprocess.run(
-        [checkov, "--directory", str(directory), "--framework", "terraform",
-         "--external-checks-dir", str(POLICIES), "--skip-download", "--output", "json", "--quiet", *extra],
-        cwd=REPO, capture_output=True, text=True, env=tooling.tool_env(), timeout=600, check=False,
+        [
+            checkov,
+            "--directory",
+            str(directory),
+            "--framework",
+            "terraform",
+            "--external-checks-dir",
+            str(POLICIES),
+            "--skip-download",
+            "--output",
+            "json",
+            "--quiet",
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=tooling.tool_env(),
+        timeout=600,
+        check=False,
     )
     assert result.returncode in (0, 1), f"checkov crashed ({result.returncode}):\n{result.stderr[-3000:]}"
     data = json.loads(result.stdout)
@@ -53,9 +75,24 @@ def infra_report() -> dict:
     # --quiet would hide passed checks; run without it for the main scan.
     checkov = tooling.checkov_binary()
     result = subprocess.run(
-        [checkov, "--directory", "infra", "--framework", "terraform",
-         "--external-checks-dir", str(POLICIES), "--skip-download", "--output", "json"],
-        cwd=REPO, capture_output=True, text=True, env=tooling.tool_env(), timeout=600, check=False,
+        [
+            checkov,
+            "--directory",
+            "infra",
+            "--framework",
+            "terraform",
+            "--external-checks-dir",
+            str(POLICIES),
+            "--skip-download",
+            "--output",
+            "json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=tooling.tool_env(),
+        timeout=600,
+        check=False,
     )
     assert result.returncode in (0, 1), f"checkov crashed ({result.returncode}):\n{result.stderr[-3000:]}"
     data = json.loads(result.stdout)
@@ -90,8 +127,9 @@ def test_every_skip_is_justified(infra_report):
 
 def test_public_invoker_skip_is_only_on_the_explicit_bearer_resource(infra_report):
     skipped = [c for c in infra_report["skipped_checks"] if c["check_id"] == "CKV_IMAGEGEN_1"]
-    assert skipped and all(c["resource"].endswith("google_cloud_run_v2_service_iam_member.public_invoker")
-                           for c in skipped)
+    assert skipped and all(
+        c["resource"].endswith("google_cloud_run_v2_service_iam_member.public_invoker") for c in skipped
+    )
 
 
 def test_invoker_policy_fails_on_public_v2_bindings():
@@ -112,10 +150,26 @@ def test_lifecycle_policy_fails_on_buckets_without_delete_rule():
 def test_custom_policies_pass_on_a_good_fixture():
     checkov = tooling.checkov_binary()
     result = subprocess.run(
-        [checkov, "--directory", str(FIXTURES / "good"), "--framework", "terraform",
-         "--external-checks-dir", str(POLICIES), "--skip-download", "--output", "json",
-         "--check", ",".join(sorted(CUSTOM_CHECKS))],
-        cwd=REPO, capture_output=True, text=True, env=tooling.tool_env(), timeout=600, check=False,
+        [
+            checkov,
+            "--directory",
+            str(FIXTURES / "good"),
+            "--framework",
+            "terraform",
+            "--external-checks-dir",
+            str(POLICIES),
+            "--skip-download",
+            "--output",
+            "json",
+            "--check",
+            ",".join(sorted(CUSTOM_CHECKS)),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=tooling.tool_env(),
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     data = json.loads(result.stdout)

