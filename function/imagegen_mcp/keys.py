@@ -167,15 +167,19 @@ def add_record(document: str | None, record: KeyRecord) -> str:
     return json.dumps({"keys": [r.to_json() for r in (*existing, record)]}, indent=2) + "\n"
 
 
-def render_create_output(key: str, record: KeyRecord, *, secret_id: str) -> str:
-    """What `imagegen-mcp keys create` prints: the key once, the record, and how to store it."""
+def describe_new_key(key: str, record: KeyRecord, *, secret_id: str | None = None) -> str:
+    """What `imagegen-mcp keys create` prints: the key once, the record, and how to store it in `secret_id`."""
+    if secret_id is None:
+        from .config import Settings
+
+        secret_id = str(Settings.model_fields["api_keys_secret"].default)
     record_json = json.dumps(record.to_json(), indent=2)
     return (
         f"API key (shown once; give it to the client, it is not stored anywhere):\n\n  {key}\n\n"
         f'Record to add to the "keys" list of the API-keys secret (hash only):\n\n{record_json}\n\n'
         "Store it (keep the existing records: several keys may be live during rotation):\n\n"
         f'  gcloud secrets versions access latest --secret={secret_id} > keys.json   # or start from {{"keys": []}}\n'
-        '  # add the record above to "keys" in keys.json (`imagegen-mcp keys create --into keys.json` does it)\n'
+        '  # add the record above to the "keys" list in keys.json\n'
         f"  gcloud secrets versions add {secret_id} --data-file=keys.json && rm keys.json\n\n"
         "Running instances pick the new version up within IMAGEGEN_SECRET_TTL_SECONDS; no redeploy is needed.\n"
         "Locally (IMAGEGEN_SECRETS=env) put the document in IMAGEGEN_API_KEYS instead.\n"

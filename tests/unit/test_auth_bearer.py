@@ -7,13 +7,22 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import imagegen_mcp.keys as keys_module
 import pytest
+
+import imagegen_mcp.keys as keys_module
 from imagegen_mcp.auth import BearerAuthenticator, Caller, build_authenticator
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.keys import KeyRecord, KeyRing, add_record, create_api_key, hash_key, key_id_of, parse_key_file
-from imagegen_mcp.keys import render_create_output as render
+from imagegen_mcp.keys import (
+    KeyRecord,
+    KeyRing,
+    add_record,
+    create_api_key,
+    describe_new_key,
+    hash_key,
+    key_id_of,
+    parse_key_file,
+)
 from imagegen_mcp.secret_store import API_KEYS, EnvSecretSource
 
 HOSTS: dict[str, Any] = {"client_host": "203.0.113.9", "server_host": "10.0.0.2"}
@@ -258,7 +267,7 @@ def test_add_record_and_cli_text() -> None:
     assert [r.id for r in parse_key_file(doc)] == [first.id, second.id]
     with pytest.raises(ImageGenError):
         add_record(doc, first)
-    text = render(key, first, secret_id="imagegen-api-keys")
+    text = describe_new_key(key, first)
     assert text.count(key) == 1
     assert first.sha256 in text
     assert "gcloud secrets versions add imagegen-api-keys --data-file=keys.json" in text
