@@ -16,11 +16,11 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
+
 from imagegen_mcp.config import MAX_SIGNED_URL_TTL, Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
 from imagegen_mcp.storage.base import ImageStore, is_image_id
 from imagegen_mcp.storage.gcs import GcsStore
-
 from tests.fakes.fixtures_gcs import FAKE_GCS_BUCKET, fake_gcs, fake_gcs_server  # noqa: F401
 from tests.fakes.gcs_server import create_bucket
 from tests.fakes.iam_credentials_server import (
