@@ -1,0 +1,53 @@
+"""The `imagegen-mcp` command: one-shot generate, models, and the refusal to serve unauthenticated publicly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+BIN = Path(sys.executable).parent / "imagegen-mcp"
+
+
+def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGEN_")}
+    base.update({"IMAGEGEN_LOCAL_DIR": str(tmp_path / "out"), **env})
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=base, timeout=120, check=False)
+
+
+def test_generate_prints_where_the_image_went(tmp_path: Path) -> None:
+    done = _run(["generate", "a tiny robot", "--aspect-ratio", "2:3", "--json"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    path = Path(result["images"][0]["uri"].removeprefix("file://"))
+    assert path.parent == tmp_path / "out"
+    with Image.open(path) as img:
+        assert img.size == (680, 1024)
+
+
+def test_generate_reports_typed_errors(tmp_path: Path) -> None:
+    done = _run(["generate", "x", "--model", "openai/gpt-image-1"], tmp_path)
+    assert done.returncode == 1
+    assert "misconfigured" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_models_lists_availability(tmp_path: Path) -> None:
+    done = _run(["models"], tmp_path)
+    assert done.returncode == 0
+    assert "local/placeholder" in done.stdout and "unavailable" in done.stdout
+
+
+def test_serve_refuses_public_interface_without_auth(tmp_path: Path) -> None:
+    done = _run(["serve", "--host", "0.0.0.0", "--port", "0"], tmp_path)  # noqa: S104 - the refusal is the point
+    assert done.returncode == 2
+    assert "refusing to start" in done.stderr and "IMAGEGEN_AUTH" in done.stderr
+
+
+def test_bad_configuration_is_one_clear_message(tmp_path: Path) -> None:
+    done = _run(["models"], tmp_path, IMAGEGEN_STORAGE="gcs")
+    assert done.returncode == 2
+    assert "IMAGEGEN_BUCKET" in done.stderr and "Traceback" not in done.stderr
