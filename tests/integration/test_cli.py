@@ -42,7 +42,7 @@ def test_models_lists_availability(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_public_interface_without_auth(tmp_path: Path) -> None:
-    done = _run(["serve", "--host", "0.0.0.0", "--port", "0"], tmp_path)  # noqa: S104 - the refusal is the point
+    done = _run(["serve", "--host", "0.0.0.0", "--port", "0"], tmp_path)
     assert done.returncode == 2
     assert "refusing to start" in done.stderr and "IMAGEGEN_AUTH" in done.stderr
 
