@@ -277,6 +277,8 @@ def test_service_environment_contract():
     ):
         assert re.search(rf"\b{name}\s*=", text), f"{name} not set on the service"
     assert 'IMAGEGEN_STORAGE                  = "gcs"' in text
+    # The smoke test calls the revision's tag URL, which the app's Host guard must allow.
+    assert re.search(r'IMAGEGEN_ALLOWED_HOSTS\s*=\s*"\*---\$\{local\.service_name\}-\*\.run\.app"', text)
     assert 'IMAGEGEN_SECRETS                  = "secret-manager"' in text
     # The documented retention is the lifecycle age: both come from the same variable.
     assert re.search(r"IMAGEGEN_RETENTION_DAYS\s*=\s*tostring\(var\.retention_days\)", text)

@@ -5,6 +5,8 @@
 locals {
   # The app's public configuration contract (see the root README). Secrets are
   # passed as references (secret ids); the app reads their values itself.
+  # IMAGEGEN_ALLOWED_HOSTS: revision tag URLs (c-<sha>---<service>-<hash>.<region>.run.app)
+  # are what the pipeline's smoke test calls; the app's Host guard must accept them.
   service_env = merge(
     {
       IMAGEGEN_STORAGE                  = "gcs"
@@ -21,6 +23,7 @@ locals {
       IMAGEGEN_AUTH                     = var.auth_mode
       IMAGEGEN_IAM_AUDIENCE             = join(",", local.audiences)
       IMAGEGEN_PUBLIC_URL               = local.public_url
+      IMAGEGEN_ALLOWED_HOSTS            = "*---${local.service_name}-*.run.app"
       IMAGEGEN_ENABLE_PLACEHOLDER       = tostring(var.enable_placeholder)
       IMAGEGEN_REQUEST_DEADLINE_SECONDS = tostring(var.request_deadline_seconds)
       IMAGEGEN_SHUTDOWN_GRACE_SECONDS   = tostring(var.shutdown_grace_seconds)
