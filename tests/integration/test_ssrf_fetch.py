@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
+
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ImageGenError
-from imagegen_mcp.fetcher import GuardedFetcher
-
+from imagegen_mcp.fetcher import GuardedFetcher, system_resolver
 from tests.fakes.ssrf_lab import (
     GIF,
     JPEG,
@@ -516,3 +516,27 @@ async def test_tls_with_an_untrusted_certificate_fails() -> None:
         err = await _error(fetcher.fetch("https://img.example/ok.png", max_bytes=4096))
         assert err.code.value == "invalid_argument"
         assert origin.requests == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The production resolver and connector (numeric hosts only: no DNS query ever leaves the machine)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+async def test_system_resolver_on_numeric_hosts() -> None:
+    assert await system_resolver("127.0.0.1", 80) == ["127.0.0.1"]
+    assert await system_resolver("::1", 443) == ["::1"]
+
+
+async def test_default_parts_end_to_end_with_an_operator_trusted_loopback_origin() -> None:
+    async with Origin({"/ok.png": respond(200, PNG), "/to-meta": redirect("http://169.254.169.254/")}) as origin:
+        entry = f"127.0.0.1:{origin.port}"
+        fetcher = GuardedFetcher(allow_http_hosts=[entry], allow_private_hosts=[entry], timeout_seconds=2)
+        fetched = await fetcher.fetch(f"http://{entry}/ok.png", max_bytes=4096)
+        assert fetched.data == PNG and origin.requests[-1].headers["host"] == entry
+        assert (await _error(fetcher.fetch(f"http://{entry}/to-meta", max_bytes=4096))).code.value == "forbidden"
+        # Same origin, not trusted: refused before any connection.
+        before = len(origin.requests)
+        plain = GuardedFetcher(allow_http_hosts=[entry], timeout_seconds=2)
+        assert (await _error(plain.fetch(f"http://{entry}/ok.png", max_bytes=4096))).code.value == "forbidden"
+        assert len(origin.requests) == before
