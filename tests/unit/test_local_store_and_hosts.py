@@ -1,0 +1,123 @@
+"""Local store links and retention; Host/Origin policy; settings parsing."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from imagegen_mcp.config import Settings
+from imagegen_mcp.errors import ErrorCode, ImageGenError
+from imagegen_mcp.hosts import HostPolicy
+from imagegen_mcp.storage.local import LocalStore
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_put_sign_verify_read_delete(make_settings) -> None:  # type: ignore[no-untyped-def]
+    store = LocalStore(make_settings())
+    await store.startup_check()
+    stored = await store.put(b"\x89PNG\r\n\x1a\nfake", mime_type="image/png", metadata={"model": "m"})
+    link = await store.sign(stored.id, ttl_seconds=60, base_url="https://img.example.com")
+    assert link.url.startswith(f"https://img.example.com/files/{stored.id}?expires=")
+    query = dict(p.split("=", 1) for p in link.url.split("?", 1)[1].split("&"))
+    assert store.verify(stored.id, query["expires"], query["sig"]).read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ImageGenError) as info:
+        store.verify(stored.id, query["expires"], "f" * 64)
+    assert info.value.code == ErrorCode.FORBIDDEN
+    with pytest.raises(ImageGenError):
+        store.verify(stored.id, str(int(query["expires"]) + 1), query["sig"])
+    assert store.resolve_reference(link.url) == stored.id
+    assert store.resolve_reference(stored.uri) == stored.id
+    assert store.resolve_reference("file:///etc/passwd") is None
+    data, mime = await store.read(stored.id, max_bytes=100)
+    assert mime == "image/png" and data.endswith(b"fake")
+    with pytest.raises(ImageGenError):
+        await store.read(stored.id, max_bytes=3)
+    await store.delete(stored.id)
+    with pytest.raises(ImageGenError) as gone:
+        await store.read(stored.id, max_bytes=100)
+    assert gone.value.code == ErrorCode.NOT_FOUND
+
+
+async def test_expired_link_is_refused(make_settings) -> None:  # type: ignore[no-untyped-def]
+    store = LocalStore(make_settings())
+    stored = await store.put(b"x", mime_type="image/png", metadata={})
+    past = int(time.time()) - 5
+    with pytest.raises(ImageGenError, match="expired"):
+        store.verify(stored.id, str(past), store._signature(stored.id, past))
+
+
+async def test_signing_key_survives_restarts(make_settings) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings()
+    first = LocalStore(settings)
+    stored = await first.put(b"x", mime_type="image/png", metadata={})
+    link = await first.sign(stored.id, ttl_seconds=60, base_url=None)
+    query = dict(p.split("=", 1) for p in link.url.split("?", 1)[1].split("&"))
+    assert LocalStore(settings).verify(stored.id, query["expires"], query["sig"])
+    assert oct((first.root / ".signing-key").stat().st_mode)[-3:] == "600"
+
+
+async def test_sweep_deletes_only_old_outputs(make_settings) -> None:  # type: ignore[no-untyped-def]
+    store = LocalStore(make_settings(retention_days=1))
+    old = await store.put(b"old", mime_type="image/png", metadata={})
+    new = await store.put(b"new", mime_type="image/png", metadata={})
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(store.root / old.id, (two_days_ago, two_days_ago))
+    assert await store.sweep() == 1
+    assert not (store.root / old.id).exists() and (store.root / new.id).exists()
+    assert not (store.root / f"{old.id}.json").exists() and (store.root / f"{new.id}.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("127.0.0.1:8080", True),
+        ("localhost", True),
+        ("[::1]:9000", True),
+        ("imagegen-abc123-uc.a.run.app", True),
+        ("imagegen-123456789.europe-west1.run.app", True),
+        ("other-service-1.europe-west1.run.app", False),
+        ("images.example.com", True),
+        ("evil.com", False),
+        ("localhost.evil.com", False),
+        (None, False),
+    ],
+)
+def test_host_policy(host: str | None, ok: bool) -> None:
+    settings = Settings(_env_file=None, cloud_run_service="imagegen", allowed_hosts="images.example.com")  # type: ignore[call-arg]
+    assert HostPolicy.from_settings(settings).host_allowed(host) is ok
+
+
+def test_origin_policy() -> None:
+    settings = Settings(_env_file=None, public_url="https://img.example.com", allowed_origins="https://app.example.com")  # type: ignore[call-arg]
+    policy = HostPolicy.from_settings(settings)
+    assert policy.origin_allowed(None, "img.example.com")
+    assert policy.origin_allowed("https://app.example.com", "img.example.com")
+    assert policy.origin_allowed("https://img.example.com", "img.example.com")
+    assert not policy.origin_allowed("https://evil.example.com", "img.example.com")
+    assert policy.origin_allowed("http://localhost:6274", "127.0.0.1:8080")
+    assert not policy.origin_allowed("http://localhost:6274", "img.example.com")
+
+
+def test_settings_parse_and_validate() -> None:
+    s = Settings(_env_file=None, allowed_hosts="a.com, b.com", providers='["openai","vertex"]')  # type: ignore[call-arg]
+    assert s.allowed_hosts == ["a.com", "b.com"] and s.providers == ["openai", "vertex"]
+    assert s.placeholder_enabled is True
+    with pytest.raises(ValidationError, match="IMAGEGEN_BUCKET"):
+        Settings(_env_file=None, storage="gcs")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, url_ttl_seconds=8 * 86400)  # type: ignore[call-arg]
+    cloud = Settings(_env_file=None, storage="gcs", bucket="b")  # type: ignore[call-arg]
+    assert cloud.placeholder_enabled is False
+
+
+def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEGEN_URL_TTL_SECONDS", "120")
+    monkeypatch.setenv("PORT", "9999")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj")
+    monkeypatch.setenv("K_SERVICE", "svc")
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (s.url_ttl_seconds, s.port, s.google_cloud_project, s.cloud_run_service) == (120, 9999, "proj", "svc")
