@@ -12,7 +12,6 @@ from imagegen_mcp.fetcher import GuardedFetcher
 from imagegen_mcp.http_clients import HttpClients
 from imagegen_mcp.providers.base import ImageRequest, InputImage, ProviderContext
 from imagegen_mcp.secret_store import EnvSecretSource
-
 from tests.fakes.http_fake import PUBLIC_HOST, PUBLIC_IP, FakeApi, make_image
 from tests.fakes.ssrf_lab import FakeResolver, RecordingConnector
 

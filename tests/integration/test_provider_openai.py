@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from imagegen_mcp.errors import ErrorCode, ImageGenError
 from imagegen_mcp.providers.openai_images import OpenAIImagesProvider, flexible_size
-
 from tests.fakes.http_fake import PUBLIC_IP, Reply, error_reply
 from tests.fakes.openai_server import DEFAULT_KEY, FakeOpenAI, start_fake_openai
 from tests.integration.provider_support import (
