@@ -1,0 +1,226 @@
+"""Shared helpers of the fault, load, fuzz, shutdown and log tests: server env, MCP clients, raw upstreams, outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult
+
+from imagegen_mcp.errors import ErrorCode
+from tests.fakes.openai_server import DEFAULT_KEY, FakeOpenAI
+from tests.support.servers import ServerHandle
+
+OPENAI_MODEL = "openai/gpt-image-1"
+TYPED_CODES = frozenset(code.value for code in ErrorCode)
+MCP_HEADERS = {
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": "2025-11-25",
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def openai_env(base_url: str, **settings: str) -> dict[str, str]:
+    """Server environment using the OpenAI adapter against a local fake (no per-caller rate limit)."""
+    env = {
+        "OPENAI_API_KEY": DEFAULT_KEY,
+        "IMAGEGEN_OPENAI_BASE_URL": base_url,
+        "IMAGEGEN_PROVIDERS": "openai",
+        "IMAGEGEN_DEFAULT_MODEL": OPENAI_MODEL,
+        "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "0",
+        "IMAGEGEN_UPSTREAM_MAX_ATTEMPTS": "3",
+        "IMAGEGEN_REQUEST_DEADLINE_SECONDS": "6",
+        "IMAGEGEN_UPSTREAM_TIMEOUT_SECONDS": "1.5",
+    }
+    env.update(settings)
+    return env
+
+
+@dataclass
+class HttpRecord:
+    """Every HTTP status the MCP client's transport saw."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+
+    async def hook(self, response: httpx2.Response) -> None:
+        self.statuses[response.status_code] += 1
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(
+    url: str, *, headers: dict[str, str] | None = None, record: HttpRecord | None = None, timeout: float = 60.0
+) -> AsyncIterator[Client]:
+    """The official client over streamable HTTP, with optional extra headers and a status recorder."""
+    hooks = {"response": [record.hook]} if record is not None else {}
+    async with httpx2.AsyncClient(headers=headers or {}, timeout=timeout, event_hooks=hooks) as http:
+        async with Client(streamable_http_client(url, http_client=http)) as client:
+            yield client
+
+
+async def generate(client: Client, prompt: str = "a lighthouse at dusk", **arguments: Any) -> CallToolResult:
+    return await client.call_tool("generate_image", {"prompt": prompt, **arguments})
+
+
+def error_code(result: CallToolResult) -> str | None:
+    """The typed error code of a failed call (asserting its shape), or None for a success."""
+    if not result.is_error:
+        return None
+    assert result.structured_content is not None, result.content
+    error = result.structured_content["error"]
+    assert error["code"] in TYPED_CODES, error
+    assert isinstance(error["message"], str) and error["message"]
+    return str(error["code"])
+
+
+def assert_success(result: CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, result.structured_content
+    assert result.structured_content is not None
+    assert result.structured_content["images"], result.structured_content
+    return result.structured_content
+
+
+def output_files(handle: ServerHandle) -> list[Path]:
+    """Everything the local store holds besides its signing key: images, sidecars, temp files."""
+    root = Path(handle.env["IMAGEGEN_LOCAL_DIR"])
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.name != ".signing-key")
+
+
+def log_records(handle: ServerHandle) -> list[dict[str, Any]]:
+    """The server's JSON log lines (anything else it printed is skipped)."""
+    records = []
+    for line in handle.logs().splitlines():
+        with contextlib.suppress(ValueError):
+            value = json.loads(line)
+            if isinstance(value, dict):
+                records.append(value)
+    return records
+
+
+def tool_call_lines(handle: ServerHandle) -> list[dict[str, Any]]:
+    return [r for r in log_records(handle) if r.get("message") == "tool call"]
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+class RawUpstream:
+    """A socket-level stand-in for the OpenAI Images API, for what an HTTP server library hides.
+
+    mode "slow": answer a valid ImagesResponse after `delay` seconds, unless the client hangs up first
+    (recorded as "client_closed"); mode "reset": read the request, then reset the TCP connection (RST).
+    """
+
+    def __init__(self, mode: Literal["slow", "reset"], delay: float = 0.0) -> None:
+        self.mode = mode
+        self.delay = delay
+        self.events: list[str] = []
+        self.received = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = int(self._sock.getsockname()[1])
+        self._closed = False
+        self._images = FakeOpenAI(key=None)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> RawUpstream:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> bytes | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            body += chunk
+        return body
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            body = self._read_request(conn)
+            if body is None:
+                return
+            self.received.set()
+            if self.mode == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.events.append("reset")
+                return
+            ready, _, _ = select.select([conn], [], [], self.delay)
+            if ready and conn.recv(1) == b"":
+                self.events.append("client_closed")
+                return
+            payload = json.dumps(self._images.images_body(json.loads(body or b"{}"))).encode()
+            head = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            try:
+                conn.sendall(head + payload)
+                self.events.append("answered")
+            except OSError:
+                self.events.append("client_closed")
+
+
+@contextlib.contextmanager
+def raw_upstream(mode: Literal["slow", "reset"], delay: float = 0.0) -> Iterator[RawUpstream]:
+    upstream = RawUpstream(mode, delay).start()
+    try:
+        yield upstream
+    finally:
+        upstream.close()
