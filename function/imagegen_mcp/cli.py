@@ -146,6 +146,13 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from .doc_tables import capability_matrix, config_table
+
+    print(config_table() if args.table == "config" else capability_matrix())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagegen-mcp", description="Remote MCP endpoint for image generation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true")
     models.add_argument("--config", default=None)
     models.set_defaults(func=cmd_models)
+
+    docs = sub.add_parser("docs", help="print a generated README table (config reference or capability matrix)")
+    docs.add_argument("table", choices=["config", "models"])
+    docs.set_defaults(func=cmd_docs)
 
     keys = sub.add_parser("keys", help="bearer API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

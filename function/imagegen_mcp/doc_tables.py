@@ -1,0 +1,61 @@
+"""Markdown tables generated from the code (configuration reference, capability matrix) so the README stays true."""
+
+from __future__ import annotations
+
+from pydantic.fields import FieldInfo
+
+from .catalog import Catalog, load_catalog
+from .config import Settings
+
+
+def _env_names(name: str, field: FieldInfo) -> list[str]:
+    alias = field.validation_alias
+    choices = getattr(alias, "choices", None)
+    if choices:
+        return [str(c) for c in choices]
+    return [f"IMAGEGEN_{name.upper()}"]
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()  # type: ignore[call-arg]
+        if isinstance(value, list):
+            return ",".join(value) if value else "(empty)"
+        return "(see meaning)"
+    value = field.default
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def config_table() -> str:
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        names = " / ".join(f"`{n}`" for n in _env_names(name, field))
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| {names} | `{_default(field)}` | {meaning} |")
+    return "\n".join(rows)
+
+
+def capability_matrix(catalog: Catalog | None = None) -> str:
+    catalog = catalog or load_catalog()
+    rows = [
+        "| model | providers | generate | edit | mask | max n | max inputs | aspect ratios | sizes | "
+        "transparent | quality | seed | negative prompt |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def yes(value: bool) -> str:
+        return "✓" if value else "–"
+
+    for spec in catalog:
+        c = spec.capabilities
+        rows.append(
+            f"| `{spec.id}` | {', '.join(o.provider for o in spec.offers)} | {yes(c.generate)} | {yes(c.edit)} | "
+            f"{yes(c.mask)} | {c.max_n} | {c.max_input_images} | {' '.join(c.aspect_ratios)} | "
+            f"{' '.join(c.image_sizes) or '–'} | {yes(c.transparent_background)} | {' '.join(c.qualities) or '–'} | "
+            f"{yes(c.seed)} | {yes(c.negative_prompt)} |"
+        )
+    return "\n".join(rows)
