@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from google.oauth2.credentials import Credentials
+
 from imagegen_mcp.catalog import GenerationOptions, load_catalog
 from imagegen_mcp.config import Settings
 from imagegen_mcp.deadline import Deadline
@@ -20,7 +22,6 @@ from imagegen_mcp.http_clients import HttpClients
 from imagegen_mcp.providers.base import ImageRequest, InputImage, ProviderContext
 from imagegen_mcp.providers.vertex import GeminiApiProvider, VertexProvider
 from imagegen_mcp.secret_store import EnvSecretSource
-
 from tests.fakes.gemini_server import (
     FakeGemini,
     error_reply,
@@ -31,7 +32,11 @@ from tests.fakes.gemini_server import (
     start_fake_gemini,
     text_only_reply,
 )
-from tests.fakes.google_token_server import start_fake_token_server, write_service_account_file
+from tests.fakes.google_token_server import (
+    start_fake_token_server,
+    vertex_subprocess_env,
+    write_service_account_file,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -407,3 +412,36 @@ async def test_gemini_without_key_is_unavailable() -> None:
     assert not availability.available and "GEMINI_API_KEY" in (availability.reason or "")
     err = await expect_error(provider, request())
     assert err.code is ErrorCode.MISCONFIGURED
+
+
+def test_subprocess_env_is_enough_for_vertex(tmp_path: Path) -> None:
+    """The variables `vertex_subprocess_env` documents let a fresh process resolve ADC and reach the fake."""
+    code = (
+        "import asyncio\n"
+        "from imagegen_mcp.catalog import GenerationOptions, load_catalog\n"
+        "from imagegen_mcp.config import Settings\n"
+        "from imagegen_mcp.deadline import Deadline\n"
+        "from imagegen_mcp.http_clients import HttpClients\n"
+        "from imagegen_mcp.providers.base import ImageRequest, ProviderContext\n"
+        "from imagegen_mcp.providers.vertex import VertexProvider\n"
+        "from imagegen_mcp.secret_store import EnvSecretSource\n"
+        "async def main():\n"
+        "    s = Settings()\n"
+        "    p = VertexProvider(ProviderContext(s, EnvSecretSource({}), HttpClients(s), None))\n"
+        "    spec = load_catalog().get('google/gemini-3-pro-image')\n"
+        "    r = await p.generate(ImageRequest('x', spec, 'gemini-3-pro-image', GenerationOptions(), Deadline(20)))\n"
+        "    await p.aclose()\n"
+        "    print(len(r.images[0].data))\n"
+        "asyncio.run(main())\n"
+    )
+    with (
+        start_fake_token_server() as (token_uri, tokens),
+        start_fake_gemini(image_size=(40, 30), accept_bearer=tokens.is_valid) as (url, server),
+    ):
+        adc = write_service_account_file(tmp_path / "sa.json", token_uri)
+        env = {"PATH": os.environ.get("PATH", ""), **vertex_subprocess_env(adc_file=adc, vertex_base_url=url)}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) == len(make_png(40, 30))
+    assert server.requests[0].project == "test-project" and server.requests[0].location == "global"
+    assert len(tokens.issued) == 1
