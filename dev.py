@@ -24,11 +24,11 @@ STAMP = VENV / ".imagegen-install-stamp"
 
 def _run(*cmd: str | os.PathLike[str], env: dict[str, str] | None = None) -> int:
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)  # noqa: S603 - our own fixed commands
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be started by an older python3
         sys.exit(f"imagegen-mcp needs Python 3.11 or newer (this is {sys.version.split()[0]})")
     if not PY.exists():
         print(f"creating virtual environment in {VENV}", flush=True)
@@ -55,7 +55,9 @@ def main(argv: list[str]) -> int:
     if command == "serve":
         return _run(BIN / "imagegen-mcp", "serve", *rest, env=env)
     if command == "lint":
-        return _run(PY, "-m", "ruff", "check", ".", env=env) or _run(PY, "-m", "ruff", "format", "--check", ".", env=env)
+        return _run(PY, "-m", "ruff", "check", ".", env=env) or _run(
+            PY, "-m", "ruff", "format", "--check", ".", env=env
+        )
     if command == "bench":
         return _run(PY, "-m", "bench", *rest, env=env)
     if command == "shell":

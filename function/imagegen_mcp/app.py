@@ -130,9 +130,7 @@ class GuardMiddleware:
         state["caller"] = caller
         await self.app(scope, receive, send)
 
-    async def _auth_error(
-        self, err: ImageGenError, scope: Scope, receive: Receive, send: Send, token_sent: bool
-    ) -> None:
+    async def _auth_error(self, err: ImageGenError, scope: Scope, receive: Receive, send: Send) -> None:
         if err.code == ErrorCode.UNAUTHENTICATED:
             metadata_url = f"{state_base(scope)}{METADATA_PATH}"
             header = self.deps.auth.www_authenticate(metadata_url, err)
