@@ -8,6 +8,7 @@ import socket
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from imagegen_mcp.errors import ImageGenError
 from imagegen_mcp.fetcher import (
     GuardedFetcher,
