@@ -70,8 +70,10 @@ def _retry_after(err: errors.APIError) -> float | None:
 
 
 def _error_details(err: errors.APIError) -> list[dict[str, Any]]:
+    """The `error.details` list of Google's error body (`err.details` is the whole JSON body)."""
     body = err.details if isinstance(err.details, dict) else {}
-    details = body.get("error", body).get("details") if isinstance(body.get("error", body), dict) else None
+    error = body.get("error", body)
+    details = error.get("details") if isinstance(error, dict) else None
     return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
 
 
@@ -330,7 +332,7 @@ class _GeminiImageAdapter:
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            await client.aio.aclose()
+            await _close_client(client)
 
 
 class VertexProvider(_GeminiImageAdapter):
@@ -460,8 +462,13 @@ class GeminiApiProvider(_GeminiImageAdapter):
     async def aclose(self) -> None:
         retired, self._retired = self._retired, []
         for client in retired:
-            await client.aio.aclose()
+            await _close_client(client)
         await super().aclose()
+
+
+async def _close_client(client: Client) -> None:
+    await client.aio.aclose()
+    client.close()  # the SDK also builds a sync HTTP client; close it too
 
 
 def _load_adc() -> Credentials:
