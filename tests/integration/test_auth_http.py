@@ -1,0 +1,212 @@
+"""Auth through the real HTTP endpoint (uvicorn) and the official MCP client: 401s, metadata, keys, ID tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import mcp
+import pytest
+from mcp.client.streamable_http import streamable_http_client
+
+from imagegen_mcp.keys import KeyRecord, create_api_key
+from tests.fakes.google_certs_server import GoogleCertsServer, SigningKey, id_token_claims
+from tests.support.servers import ServerHandle, start_server
+
+AUDIENCE = "https://imagegen-test-abc123-ew.a.run.app"
+PLACEHOLDER = "local/placeholder"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def keys_document(*records: KeyRecord) -> str:
+    return json.dumps({"keys": [r.to_json() for r in records]})
+
+
+@pytest.fixture(scope="module")
+def bearer_server() -> Iterator[tuple[ServerHandle, dict[str, str]]]:
+    open_key, open_record = create_api_key("all models")
+    narrow_key, narrow_record = create_api_key("openai only", models=["openai/gpt-image-1"])
+    burst_key, burst_record = create_api_key("rate-limit test only")
+    env = {
+        "IMAGEGEN_AUTH": "bearer",
+        "IMAGEGEN_API_KEYS": keys_document(open_record, narrow_record, burst_record),
+        "IMAGEGEN_DEFAULT_MODEL": PLACEHOLDER,
+        "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "60",
+        "IMAGEGEN_RATE_LIMIT_BURST": "3",
+    }
+    with start_server(env) as handle:
+        yield (
+            handle,
+            {
+                "open": open_key,
+                "open_id": open_record.id,
+                "narrow": narrow_key,
+                "narrow_id": narrow_record.id,
+                "burst": burst_key,
+            },
+        )
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]
+
+
+def client_for(url: str, headers: dict[str, str]) -> tuple[mcp.Client, httpx2.AsyncClient]:
+    statuses: list[int] = []
+
+    async def record(response: httpx2.Response) -> None:
+        statuses.append(response.status_code)
+
+    http = httpx2.AsyncClient(headers=headers, timeout=30.0, event_hooks={"response": [record]})
+    http.statuses = statuses  # type: ignore[attr-defined]
+    return mcp.Client(streamable_http_client(url, http_client=http)), http
+
+
+async def generate(url: str, headers: dict[str, str], **arguments: Any) -> Any:
+    client, http = client_for(url, headers)
+    try:
+        async with client:
+            tools = await client.list_tools()
+            assert "generate_image" in {t.name for t in tools.tools}
+            return await client.call_tool("generate_image", {"prompt": "a red square", **arguments})
+    finally:
+        await http.aclose()
+
+
+def test_unauthenticated_gets_401_challenge_and_metadata(bearer_server: tuple[ServerHandle, dict[str, str]]) -> None:
+    handle, _ = bearer_server
+    response = httpx2.post(handle.mcp_url, json=INITIALIZE, headers=MCP_HEADERS)
+    assert response.status_code == 401
+    metadata_url = f"{handle.base_url}/.well-known/oauth-protected-resource"
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert f'resource_metadata="{metadata_url}"' in challenge
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+    wrong = httpx2.post(handle.mcp_url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": "Bearer igm_nope"})
+    assert wrong.status_code == 401
+    assert "igm_nope" not in wrong.text
+
+    document = httpx2.get(metadata_url).json()
+    assert document["resource"] == handle.mcp_url
+    assert document["bearer_methods_supported"] == ["header"]
+    assert httpx2.get(f"{handle.base_url}/healthz").status_code == 200  # health stays open
+
+
+@pytest.mark.anyio
+async def test_mcp_client_without_key_is_refused(bearer_server: tuple[ServerHandle, dict[str, str]]) -> None:
+    handle, _ = bearer_server
+    client, http = client_for(handle.mcp_url, {})
+    try:
+        with pytest.raises(BaseException) as info:
+            async with client:
+                await client.list_tools()
+        assert any(isinstance(e, mcp.MCPError) for e in leaves(info.value))
+        assert http.statuses and set(http.statuses) == {401}  # type: ignore[attr-defined]
+    finally:
+        await http.aclose()
+
+
+@pytest.mark.anyio
+async def test_authorised_client_end_to_end_and_model_scope(bearer_server: tuple[ServerHandle, dict[str, str]]) -> None:
+    handle, keys = bearer_server
+    result = await generate(handle.mcp_url, {"Authorization": f"Bearer {keys['open']}"}, model=PLACEHOLDER)
+    assert not result.is_error, result
+    assert any(getattr(block, "type", "") == "resource_link" for block in result.content)
+
+    refused = await generate(handle.mcp_url, {"Authorization": f"Bearer {keys['narrow']}"}, model=PLACEHOLDER)
+    assert refused.is_error
+    assert refused.structured_content["error"]["code"] == "forbidden"
+
+    logs = handle.logs()
+    assert keys["open_id"] in logs  # the key id is what logs carry ...
+    assert keys["open"] not in logs and keys["narrow"] not in logs  # ... never the key
+    sidecars = [p.read_text() for p in Path(handle.env["IMAGEGEN_LOCAL_DIR"]).rglob("*.json")]
+    assert sidecars and any(keys["open_id"] in text for text in sidecars)  # object metadata names the key id
+    assert not any(keys["open"] in text or keys["narrow"] in text for text in sidecars)
+
+
+@pytest.mark.anyio
+async def test_rate_limit_per_key(bearer_server: tuple[ServerHandle, dict[str, str]]) -> None:
+    handle, keys = bearer_server
+    client, http = client_for(handle.mcp_url, {"Authorization": f"Bearer {keys['burst']}"})
+    try:
+        async with client:
+            results = [
+                await client.call_tool("generate_image", {"prompt": "dot", "model": PLACEHOLDER}) for _ in range(4)
+            ]
+    finally:
+        await http.aclose()
+    assert [r.is_error for r in results] == [False, False, False, True]  # burst of 3
+    error = results[3].structured_content["error"]
+    assert error["code"] == "rate_limited" and 0 < error["retry_after_seconds"] <= 1.0
+    # Another key's bucket is untouched.
+    assert not (await generate(handle.mcp_url, {"Authorization": f"Bearer {keys['open']}"}, model=PLACEHOLDER)).is_error
+
+
+@pytest.fixture(scope="module")
+def google() -> Iterator[tuple[GoogleCertsServer, SigningKey]]:
+    server = GoogleCertsServer()
+    with server.running():
+        yield server, server.publish(SigningKey("kid-http"))
+
+
+@pytest.fixture(scope="module")
+def iam_server(google: tuple[GoogleCertsServer, SigningKey]) -> Iterator[ServerHandle]:
+    certs, _ = google
+    env = {
+        "IMAGEGEN_AUTH": "iam",
+        "IMAGEGEN_IAM_AUDIENCE": AUDIENCE,
+        "IMAGEGEN_IAM_CERTS_URL": certs.url,
+        "IMAGEGEN_IAM_ALLOWED_DOMAINS": "corp.example",
+        "IMAGEGEN_DEFAULT_MODEL": PLACEHOLDER,
+    }
+    with start_server(env) as handle:
+        yield handle
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("header", ["Authorization", "X-Serverless-Authorization"])
+async def test_iam_id_token_end_to_end(
+    iam_server: ServerHandle, google: tuple[GoogleCertsServer, SigningKey], header: str
+) -> None:
+    _, key = google
+    token = key.sign(id_token_claims(AUDIENCE, email="agent@corp.example"))
+    result = await generate(iam_server.mcp_url, {header: f"Bearer {token}"})
+    assert not result.is_error, result
+    assert "agent@corp.example" in iam_server.logs()
+
+
+def test_iam_rejections_are_401_with_invalid_token(
+    iam_server: ServerHandle, google: tuple[GoogleCertsServer, SigningKey]
+) -> None:
+    _, key = google
+    for claims in (
+        id_token_claims("https://another-service.a.run.app", email="agent@corp.example"),
+        id_token_claims(AUDIENCE, email="someone@gmail.com"),
+    ):
+        token = key.sign(claims)
+        response = httpx2.post(
+            iam_server.mcp_url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 401
+        assert "resource_metadata=" in response.headers["www-authenticate"]
+        assert token not in iam_server.logs()
+    document = httpx2.get(f"{iam_server.base_url}/.well-known/oauth-protected-resource").json()
+    assert document["authorization_servers"] == ["https://accounts.google.com"]
