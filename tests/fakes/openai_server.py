@@ -56,21 +56,25 @@ class FakeOpenAI(FakeApi):
         self._rng_lock = threading.Lock()
         self.counts = {"ok": 0, "429": 0, "500": 0, "timeout": 0}
 
+    def _count(self, what: str) -> None:
+        with self._rng_lock:
+            self.counts[what] += 1
+
     def _fault(self) -> Reply | None:
         with self._rng_lock:
             roll = self._rng.random()
         if roll < self.fault_429:
-            self.counts["429"] += 1
+            self._count("429")
             reply = error_reply(429, "Rate limit reached for images per minute.", "rate_limit_exceeded")
             reply.headers["Retry-After"] = self.retry_after
             return reply
         roll -= self.fault_429
         if roll < self.fault_500:
-            self.counts["500"] += 1
+            self._count("500")
             return error_reply(500, "The server had an error while processing your request.", None)
         roll -= self.fault_500
         if roll < self.fault_timeout:
-            self.counts["timeout"] += 1
+            self._count("timeout")
             return Reply(status=504, json={"error": {"message": "timeout"}}, hang=self.timeout_hang)
         return None
 
@@ -92,7 +96,7 @@ class FakeOpenAI(FakeApi):
                 return error_reply(400, "Missing required parameter: 'image'.", "missing_required_parameter")
         if not params.get("prompt"):
             return error_reply(400, "Missing required parameter: 'prompt'.", "missing_required_parameter")
-        self.counts["ok"] += 1
+        self._count("ok")
         return Reply(json=self.images_body(params))
 
     def images_body(self, params: dict[str, Any]) -> dict[str, Any]:
