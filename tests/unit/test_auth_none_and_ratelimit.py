@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from imagegen_mcp.auth import ANONYMOUS, build_authenticator, check_startup, is_loopback
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
