@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     signing_service_account: str | None = Field(
         None, description="Service account that signs GCS URLs via IAM signBlob (default: the runtime account)."
     )
+    storage_timeout_seconds: float = Field(
+        20.0, gt=0, le=600, description="Budget of one GCS upload or delete, retries included (< request deadline)."
+    )
     iam_credentials_endpoint: str = Field(
         "https://iamcredentials.googleapis.com", description="IAM Service Account Credentials API (signBlob) base URL."
     )

@@ -103,6 +103,13 @@ class GcsStore:
         except Exception as e:
             raise _translate(e, what, forbidden_is) from e
 
+    def _write_policy(self) -> dict[str, Any]:
+        """`retry`/`timeout` for writes: the library's default retries a dead endpoint for 120 s, past any deadline."""
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        budget = self._settings.storage_timeout_seconds
+        return {"retry": DEFAULT_RETRY.with_timeout(budget), "timeout": (min(10.0, budget), budget)}
+
     # --- the ImageStore protocol -----------------------------------------------------------------------------------
 
     async def startup_check(self) -> None:
@@ -138,11 +145,19 @@ class GcsStore:
             blob = self._blob(name)
             blob.cache_control = f"private, max-age={self._settings.url_ttl_seconds}"
             blob.metadata = meta
-            # if_generation_match=0: never overwrite an existing object.
-            blob.upload_from_string(data, content_type=mime_type, if_generation_match=0)
+            # if_generation_match=0: never overwrite an existing object (which also makes retrying it safe).
+            blob.upload_from_string(data, content_type=mime_type, if_generation_match=0, **self._write_policy())
             return blob.time_created or datetime.now(UTC)
 
-        created = await self._run(f"upload to gs://{self._bucket_name}", upload)
+        try:
+            created = await self._run(f"upload to gs://{self._bucket_name}", upload)
+        except ImageGenError as e:
+            if e.code is not ErrorCode.NOT_FOUND:
+                raise
+            # A missing bucket is a storage failure of this deployment, not a caller's missing input.
+            raise ImageGenError(
+                ErrorCode.STORAGE_ERROR, f"upload to gs://{self._bucket_name} failed: the bucket does not exist"
+            ) from e
         return StoredImage(
             id=image_id,
             uri=f"gs://{self._bucket_name}/{name}",
@@ -245,7 +260,7 @@ class GcsStore:
             from google.api_core import exceptions
 
             try:
-                self._blob(self._prefix + image_id).delete()
+                self._blob(self._prefix + image_id).delete(**self._write_policy())
             except exceptions.NotFound:
                 return
 
