@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 from dataclasses import dataclass
 
 from .errors import ErrorCode, ImageGenError, invalid
@@ -54,9 +53,17 @@ def sniff_format(data: bytes | memoryview) -> str | None:
 def _open(data: bytes):  # type: ignore[no-untyped-def]
     from PIL import Image
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        return Image.open(io.BytesIO(data), formats=[_PIL_FORMAT[f] for f in INPUT_FORMATS])
+    # Our own pixel limit (checked from the header right after open) replaces Pillow's global one, which
+    # would refuse images inside an operator's higher limit and whose warning filter is not thread-safe.
+    Image.MAX_IMAGE_PIXELS = None
+    return Image.open(io.BytesIO(data), formats=[_PIL_FORMAT[f] for f in INPUT_FORMATS])
+
+
+def _check_complete(img) -> None:  # type: ignore[no-untyped-def]
+    """Decode every byte of pixel data (JPEGs at 1/8 scale) so truncated or corrupt files are refused."""
+    if img.format == "JPEG":
+        img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+    img.load()
 
 
 def probe_image(data: bytes, *, max_pixels: int) -> ImageInfo:
@@ -73,7 +80,7 @@ def probe_image(data: bytes, *, max_pixels: int) -> ImageInfo:
     except Exception as exc:
         from PIL import Image
 
-        if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        if isinstance(exc, Image.DecompressionBombError):
             raise invalid(f"the image has more pixels than accepted (at most {max_pixels} pixels)") from exc
         raise invalid(f"the {fmt} image could not be read: it is corrupt or truncated") from exc
     if width <= 0 or height <= 0:
@@ -94,13 +101,24 @@ def load_input_image(data: bytes, *, max_pixels: int, max_bytes: int) -> InputIm
     info = probe_image(data, max_pixels=max_pixels)
     needs_decode = info.format == "gif" or info.frames > 1 or _exif_orientation(data, info.format) not in (None, 1)
     if not needs_decode:
+        try:
+            with _open(data) as img:
+                _check_complete(img)
+        except Exception as exc:
+            raise invalid(f"the {info.format} image is corrupt or truncated") from exc
         return InputImage(strip_metadata(data, info.format), info.mime_type, info.width, info.height)
     try:
         from PIL import ImageOps
 
         with _open(data) as img:
             img.seek(0)
-            frame = ImageOps.exif_transpose(img.convert("RGBA") if img.mode in ("P", "LA", "PA") else img.copy())
+            if img.mode in ("P", "LA", "PA"):
+                img = img.convert("RGBA")
+            elif img.mode not in ("RGB", "RGBA", "L"):
+                img = img.convert("RGB")  # e.g. CMYK JPEGs: PNG cannot hold them
+            else:
+                img = img.copy()
+            frame = ImageOps.exif_transpose(img)
             out = io.BytesIO()
             frame.save(out, format="PNG")
             width, height = frame.size
@@ -207,6 +225,8 @@ def _strip_png(data: bytes) -> bytes:
         pos = end
         if ctype == b"IEND":
             break
+    if pos < len(data):
+        dropped = True  # bytes after IEND (a polyglot payload) are never passed on
     return b"".join(keep) if dropped else data
 
 
@@ -225,16 +245,22 @@ def _strip_jpeg(data: bytes) -> bytes:
         else:
             keep.append(view[pos:end])
         pos = end
-    if not dropped:
+    # Entropy-coded data cannot contain FF D9 (0xFF is byte-stuffed), so the first one after SOS ends the image.
+    eoi = data.find(b"\xff\xd9", pos)
+    end = eoi + 2 if eoi >= 0 else len(data)
+    if not dropped and end == len(data):
         return data
-    keep.append(view[pos:])
+    keep.append(view[pos:end])
     return b"".join(keep)
 
 
 def _strip_webp(data: bytes) -> bytes:
     pos, chunks, dropped = 12, [], False
+    (riff_size,) = struct.unpack("<I", data[4:8])
+    limit = min(len(data), 8 + riff_size)
+    dropped = limit < len(data)  # bytes after the RIFF container are never passed on
     view = memoryview(data)
-    while pos + 8 <= len(data):
+    while pos + 8 <= limit:
         ctype = data[pos : pos + 4]
         (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
         end = pos + 8 + size + (size & 1)
