@@ -142,7 +142,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     key, record = create_api_key(args.label, expires_days=args.expires_days, models=models)
-    print(describe_new_key(key, record))
+    print(describe_new_key(key, record, secret_id=_settings(args).api_keys_secret))
     return 0
 
 
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--label", required=True)
     create.add_argument("--expires-days", type=int, default=None)
     create.add_argument("--models", default=None, help="comma-separated model ids this key may use")
+    create.add_argument("--config", default=None)
     create.set_defaults(func=cmd_keys_create)
     return parser
 
@@ -204,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except Exception as exc:  # configuration errors: one clear line, no traceback
         from pydantic import ValidationError
 

@@ -70,7 +70,7 @@ class Deps:
         return preferred
 
     async def aclose(self) -> None:
-        for closer in (*self.providers.values(), self.store, self.secrets, self.http, self.fetcher):
+        for closer in (*self.providers.values(), self.store, self.secrets, self.http, self.fetcher, self.auth):
             try:
                 await closer.aclose()
             except Exception:

@@ -127,6 +127,12 @@ def load_input_image(data: bytes, *, max_pixels: int, max_bytes: int) -> InputIm
     return InputImage(out.getvalue(), "image/png", width, height)
 
 
+def has_alpha(data: bytes) -> bool:
+    """Whether an (already vetted) image carries transparency: what marks the editable area of a mask."""
+    with _open(data) as img:
+        return img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+
+
 def _exif_orientation(data: bytes, fmt: str) -> int | None:
     if fmt not in ("jpeg", "webp", "png"):
         return None

@@ -9,7 +9,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .errors import ErrorCode, ImageGenError, invalid
-from .imaging import load_input_image
+from .imaging import has_alpha, load_input_image
 from .providers.base import InputImage
 
 if TYPE_CHECKING:
@@ -103,6 +103,10 @@ class InputResolver:
             raise
         images = list(resolved[: len(refs)])
         mask_image = resolved[len(refs)] if mask is not None else None
+        if mask_image is not None and (
+            mask_image.mime_type != "image/png" or not await asyncio.to_thread(has_alpha, mask_image.data)
+        ):
+            raise invalid("mask must be a PNG with an alpha channel (fully transparent pixels mark the area to edit)")
         if mask_image is not None and (mask_image.width, mask_image.height) != (images[0].width, images[0].height):
             raise invalid(
                 f"mask is {mask_image.width}x{mask_image.height} but the first image is "

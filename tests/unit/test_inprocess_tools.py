@@ -255,3 +255,19 @@ async def test_progress_notifications_when_asked(server) -> None:  # type: ignor
     assert len(seen) >= 3
     assert [p for p, _ in seen] == sorted(p for p, _ in seen)
     assert seen[-1][1] == "done"
+
+
+async def test_mask_must_be_png_with_alpha_and_match_size(server) -> None:  # type: ignore[no-untyped-def]
+    base = base64.b64encode(_png(32, 32)).decode()
+    opaque_jpeg = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(opaque_jpeg, format="JPEG")
+    wrong_size = base64.b64encode(_png(16, 16, (0, 0, 0, 0))).decode()
+    async with Client(server) as client:
+        jpeg = await _call(
+            client,
+            "edit_image",
+            {"prompt": "p", "images": [base], "mask": base64.b64encode(opaque_jpeg.getvalue()).decode()},
+        )
+        small = await _call(client, "edit_image", {"prompt": "p", "images": [base], "mask": wrong_size})
+    assert jpeg.structured_content["error"]["code"] == "invalid_argument" and "alpha" in jpeg.content[0].text
+    assert small.structured_content["error"]["code"] == "invalid_argument" and "must match" in small.content[0].text

@@ -22,6 +22,7 @@ locals {
       IMAGEGEN_API_KEYS_SECRET          = local.secret_ids.api_keys
       IMAGEGEN_AUTH                     = var.auth_mode
       IMAGEGEN_IAM_AUDIENCE             = join(",", local.audiences)
+      IMAGEGEN_IAM_CLOUD_RUN_ENFORCED   = tostring(var.auth_mode == "iam")
       IMAGEGEN_PUBLIC_URL               = local.public_url
       IMAGEGEN_ALLOWED_HOSTS            = "*---${local.service_name}-*.run.app"
       IMAGEGEN_ENABLE_PLACEHOLDER       = tostring(var.enable_placeholder)
