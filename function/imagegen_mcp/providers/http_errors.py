@@ -293,7 +293,8 @@ def no_image_error(vendor: str, text: str | None = None, *, secret: str | None =
     message = f"{vendor} returned no image"
     if text:
         message += f"; it said: {trim(text, secret)}"
-    return ImageGenError(ErrorCode.UPSTREAM_ERROR, message, details={"upstream": vendor})
+    # Not retried: the call succeeded and was billed; the same prompt would most likely fail the same way.
+    return ImageGenError(ErrorCode.UPSTREAM_ERROR, message, retryable=False, details={"upstream": vendor})
 
 
 class KeyedProvider:
