@@ -166,7 +166,8 @@ class RecordedRequest:
             blob = part.get("inlineData", part.get("inline_data"))
             if blob is not None:
                 mime = blob.get("mimeType", blob.get("mime_type", ""))
-                found.append((mime, base64.b64decode(blob.get("data", ""))))
+                data = str(blob.get("data", "")).replace("-", "+").replace("_", "/")  # the SDK sends URL-safe base64
+                found.append((mime, base64.b64decode(data + "=" * (-len(data) % 4))))
         return found
 
     @property
