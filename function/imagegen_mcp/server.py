@@ -197,10 +197,11 @@ def build_server(deps: Deps) -> MCPServer:
     async def run_tool(name: str, ctx: Context, **kwargs: Any) -> CallToolResult:
         call = call_context(ctx)
         started = time.monotonic()
-        outcome_code = "ok"
+        outcome_code = "cancelled"  # kept when the client hangs up: cancellation passes through the excepts below
         try:
             outcome = await tools.run(call, **kwargs)
             outcome.structured["operation"] = "edit" if kwargs.get("images") is not None else "generate"
+            outcome_code = "ok"
             return image_result(outcome)
         except ImageGenError as err:
             outcome_code = err.code.value
