@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functions_framework.aio
+
 from imagegen_mcp.app import create_app
 from imagegen_mcp.config import Settings
 from imagegen_mcp.functions_adapter import function_handler

@@ -49,6 +49,8 @@ async def call_with_retries(
                 raise
             log.info(
                 "retrying upstream call",
-                extra={"fields": {"what": what, "attempt": attempt, "code": err.code.value, "delay_s": round(delay, 3)}},
+                extra={
+                    "fields": {"what": what, "attempt": attempt, "code": err.code.value, "delay_s": round(delay, 3)}
+                },
             )
             await sleep(delay)
