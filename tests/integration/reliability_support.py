@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import select
 import socket
 import struct
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 import httpx2
 import pytest
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
@@ -32,6 +34,20 @@ MCP_HEADERS = {
     "Content-Type": "application/json",
     "MCP-Protocol-Version": "2025-11-25",
 }
+
+# Any JSON value (bounded), for fuzzing.
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=40),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
 
 
 @pytest.fixture
@@ -224,3 +240,29 @@ def raw_upstream(mode: Literal["slow", "reset"], delay: float = 0.0) -> Iterator
         yield upstream
     finally:
         upstream.close()
+
+
+def jsonrpc_messages(response: httpx2.Response) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of an MCP answer, whether sent as JSON or as an SSE stream."""
+    if not response.content:
+        return []
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        messages = []
+        for line in re.split(r"\r\n|\r|\n", response.text):  # SSE line ends only; str.splitlines() also cuts at U+0085
+            if line.startswith("data:") and line[5:].strip():
+                messages.append(json.loads(line[5:]))
+        return messages
+    value = json.loads(response.content)
+    return value if isinstance(value, list) else [value]
+
+
+def assert_no_leak_in(response: httpx2.Response) -> None:
+    """No server error status and nothing of a Python traceback in what the client sees."""
+    assert response.status_code < 500, (response.status_code, response.text[:500])
+    text = response.text
+    for marker in ("Traceback (most recent call last)", 'File "/', '.py", line '):
+        assert marker not in text, text[:1000]
+
+
+def error_log_lines(handle: ServerHandle) -> list[dict[str, Any]]:
+    return [r for r in log_records(handle) if r.get("severity") in ("ERROR", "CRITICAL")]

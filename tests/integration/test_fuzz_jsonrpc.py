@@ -1,0 +1,158 @@
+"""Property-based fuzzing of raw HTTP bodies and headers POSTed to /mcp: never a 500, a hang, or a traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tests.fakes.openai_server import start_fake_openai
+from tests.integration.reliability_support import (
+    MCP_HEADERS,
+    TYPED_CODES,
+    assert_no_leak_in,
+    error_log_lines,
+    json_values,
+    jsonrpc_messages,
+    openai_env,
+)
+from tests.support.servers import ServerHandle, start_server
+
+FUZZ = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+HTTP_TIMEOUT = 20.0
+
+METHODS = [
+    "initialize",
+    "notifications/initialized",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "notifications/cancelled",
+]
+PROTOCOL_VERSIONS = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28", "1999-01-01", "", "x" * 300]
+
+request_ids = st.one_of(st.integers(), st.text(max_size=20), st.none(), st.floats(allow_nan=False), json_values)
+params = json_values | st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.sampled_from(["generate_image", "edit_image", "list_models", "basic", "detailed"])
+        | st.text(max_size=20),
+        "arguments": json_values,
+        "uri": st.sampled_from(["imagegen://models", "file:///etc/passwd", ""]) | st.text(max_size=30),
+        "protocolVersion": st.sampled_from(PROTOCOL_VERSIONS),
+        "capabilities": json_values,
+        "clientInfo": json_values,
+        "_meta": json_values,
+        "level": st.text(max_size=10),
+    },
+)
+# Mostly well-formed envelopes (so the fuzz reaches method dispatch), sometimes anything in every field.
+well_formed = st.fixed_dictionaries(
+    {"jsonrpc": st.just("2.0"), "id": st.integers(0, 2**31), "method": st.sampled_from(METHODS), "params": params}
+)
+messages = st.one_of(
+    well_formed,
+    well_formed,
+    st.fixed_dictionaries(
+        {"method": st.sampled_from(METHODS) | st.text(max_size=30)},
+        optional={
+            "jsonrpc": st.sampled_from(["2.0", "1.0", ""]) | json_values,
+            "id": request_ids,
+            "params": params,
+        },
+    ),
+)
+json_bodies = st.one_of(
+    messages.map(json.dumps),
+    st.lists(messages, max_size=4).map(json.dumps),  # batches
+    json_values.map(json.dumps),
+).map(str.encode)
+raw_bodies = st.one_of(
+    json_bodies,
+    json_bodies.map(lambda b: b[: len(b) // 2]),  # truncated JSON
+    st.binary(max_size=512),
+    st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+)
+headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "Accept": st.sampled_from(
+            ["application/json, text/event-stream", "application/json", "text/event-stream", "*/*", "text/html", ""]
+        ),
+        "Content-Type": st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1", ""]),
+        "MCP-Protocol-Version": st.sampled_from(PROTOCOL_VERSIONS),
+        "Mcp-Session-Id": st.sampled_from(["", "abc", "0" * 64]),
+        "X-Cloud-Trace-Context": st.sampled_from(
+            ["", "zz/1;o=1", "0" * 32 + "/9" * 40, "105445aa7843bc8bf206b120001000/1;o=1"]
+        ),
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerHandle]:
+    env = openai_env("", IMAGEGEN_ENABLE_PLACEHOLDER="false", IMAGEGEN_REQUEST_DEADLINE_SECONDS="10")
+    with start_fake_openai() as (base_url, _fake):
+        env["IMAGEGEN_OPENAI_BASE_URL"] = base_url
+        with start_server(env) as handle:
+            yield handle
+            assert handle.process.poll() is None, "the server died during fuzzing"
+            assert error_log_lines(handle) == [], error_log_lines(handle)[:3]
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx2.Client]:
+    with httpx2.Client(timeout=HTTP_TIMEOUT) as client:
+        yield client
+
+
+def check(response: httpx2.Response) -> None:
+    assert_no_leak_in(response)
+    try:
+        found = jsonrpc_messages(response)
+    except ValueError:
+        found = []  # a non-JSON error page from a guard (e.g. 406/415 text) is fine as long as it is not a 500
+    for message in found:
+        if not isinstance(message, dict):
+            continue
+        error = ((message.get("result") or {}).get("structuredContent") or {}).get("error")
+        if isinstance(error, dict):
+            assert error.get("code") in TYPED_CODES and error.get("code") != "internal", error
+
+
+@FUZZ
+@given(body=raw_bodies)
+def test_fuzz_raw_bodies_with_mcp_headers(server: ServerHandle, http: httpx2.Client, body: bytes) -> None:
+    response = http.post(server.mcp_url, content=body, headers=MCP_HEADERS)
+    event(f"HTTP {response.status_code}")
+    check(response)
+
+
+@FUZZ
+@given(body=json_bodies, extra=headers)
+def test_fuzz_json_rpc_with_fuzzed_headers(
+    server: ServerHandle, http: httpx2.Client, body: bytes, extra: dict[str, Any]
+) -> None:
+    response = http.post(server.mcp_url, content=body, headers=extra)
+    event(f"HTTP {response.status_code}")
+    check(response)
+
+
+def test_server_still_answers_after_fuzzing(server: ServerHandle, http: httpx2.Client) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_models", "arguments": {}}}
+    response = http.post(server.mcp_url, json=body, headers=MCP_HEADERS)
+    [message] = jsonrpc_messages(response)
+    assert message["result"]["structuredContent"]["default_model"] == "openai/gpt-image-1"
