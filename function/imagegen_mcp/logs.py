@@ -84,5 +84,5 @@ def configure_logging(level: str = "INFO") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "google", "mcp"):
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "urllib3", "google", "mcp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -73,12 +73,15 @@ def openai_env(base_url: str, **settings: str) -> dict[str, str]:
 
 @dataclass
 class HttpRecord:
-    """Every HTTP status the MCP client's transport saw."""
+    """Every HTTP status (and X-Request-Id) the MCP client's transport saw."""
 
     statuses: Counter[int] = field(default_factory=Counter)
+    request_ids: list[str] = field(default_factory=list)
 
     async def hook(self, response: httpx2.Response) -> None:
         self.statuses[response.status_code] += 1
+        if "x-request-id" in response.headers:
+            self.request_ids.append(response.headers["x-request-id"])
 
 
 @contextlib.asynccontextmanager
