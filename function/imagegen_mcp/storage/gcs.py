@@ -149,6 +149,9 @@ class GcsStore:
             blob.upload_from_string(data, content_type=mime_type, if_generation_match=0, **self._write_policy())
             return blob.time_created or datetime.now(UTC)
 
+        # A worker thread cannot be cancelled: if the call is cancelled (client gone, shutdown past its grace)
+        # while this upload runs, the object may still land with no response naming it. That orphan is
+        # unavoidable; the bucket's lifecycle rule (IMAGEGEN_RETENTION_DAYS) deletes it like any output.
         try:
             created = await self._run(f"upload to gs://{self._bucket_name}", upload)
         except ImageGenError as e:
