@@ -1,0 +1,536 @@
+"""The five scenarios, each measuring the endpoint and the floor in the same run and returning report rows."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from tests.support.servers import ENTRIES, free_port
+
+from .client import CallFailed, McpHttp, call_once_sync
+from .measure import burst, import_profile, median, run_load, start_profile, summarize_profile, tool_call
+from .procs import (
+    APP_DIRS,
+    ENTRY_MODULES,
+    FakeUpstream,
+    Proc,
+    RssSampler,
+    base_env,
+    server_command,
+    spawn,
+    start_server,
+)
+
+MODEL = "openai/gpt-image-1"
+GEN_ARGS: dict[str, Any] = {"prompt": "a lighthouse at dusk, watercolour", "model": MODEL}
+FLOOR_TOOL = "echo"
+GCS_BUCKET = "bench-outputs"
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Counts and sizes of one run (`full()` for the report, `quick()` for the smoke test)."""
+
+    quick: bool
+    cold_runs: int
+    warm_seconds: float
+    warm_max_calls: int
+    concurrency: int
+    warm_image_bytes: int
+    cold_image_bytes: int
+    burst_calls: int
+    burst_delay: float
+    burst_image_bytes: int
+    memory_image_bytes: int
+    leak_calls: int
+    leak_first: int
+    leak_image_bytes: int
+    gcs: bool
+    profile_seconds: float
+    importtime_top: int = 12
+
+    @classmethod
+    def full(cls, *, gcs: bool = True, profile: bool = True) -> Plan:
+        return cls(
+            quick=False,
+            cold_runs=7,
+            warm_seconds=4.0,
+            warm_max_calls=2000,
+            concurrency=8,
+            warm_image_bytes=2 * MB,
+            cold_image_bytes=16 * 1024,
+            burst_calls=100,
+            burst_delay=1.0,
+            burst_image_bytes=64 * 1024,
+            memory_image_bytes=4 * MB,
+            leak_calls=2000,
+            leak_first=200,
+            leak_image_bytes=256 * 1024,
+            gcs=gcs,
+            profile_seconds=5.0 if profile else 0.0,
+        )
+
+    @classmethod
+    def quick_plan(cls, *, gcs: bool = True) -> Plan:
+        """Tiny counts: keeps the harness from rotting (smoke test); the figures mean little."""
+        return replace(
+            cls.full(gcs=gcs, profile=False),
+            quick=True,
+            cold_runs=1,
+            warm_seconds=0.3,
+            warm_max_calls=12,
+            burst_calls=10,
+            burst_delay=0.3,
+            memory_image_bytes=1 * MB,
+            leak_calls=60,
+            leak_first=20,
+            leak_image_bytes=64 * 1024,
+        )
+
+
+@dataclass
+class Row:
+    """One line of the table: a figure for the endpoint and the floor, their ratio, and the target it is held to."""
+
+    scenario: str
+    metric: str
+    imagegen: float | None
+    floor: float | None
+    unit: str
+    ratio: float | None
+    target: str
+    ok: bool | None
+
+    @classmethod
+    def compare(
+        cls,
+        scenario: str,
+        metric: str,
+        imagegen: float,
+        floor: float,
+        unit: str,
+        *,
+        at_most: float | None = None,
+        at_least: float | None = None,
+    ) -> Row:
+        ratio = imagegen / floor if floor else None
+        ok: bool | None = None
+        target = "report"
+        if at_most is not None:
+            ok, target = ratio is not None and ratio <= at_most, f"ratio ≤ {at_most:g}"
+        elif at_least is not None:
+            ok, target = ratio is not None and ratio >= at_least, f"ratio ≥ {at_least:g}"
+        return cls(scenario, metric, imagegen, floor, unit, _round(ratio), target, ok)
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def endpoint_env(upstream: FakeUpstream, **extra: str) -> dict[str, str]:
+    """Settings that point the endpoint at the fake upstream, with per-caller limits off."""
+    return {
+        "OPENAI_API_KEY": "sk-bench-not-a-real-key",
+        "IMAGEGEN_OPENAI_BASE_URL": upstream.base_url,
+        "IMAGEGEN_PROVIDERS": "openai",
+        "IMAGEGEN_DEFAULT_MODEL": MODEL,
+        "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "0",
+        "IMAGEGEN_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def gcs_env() -> Iterator[dict[str, str]]:
+    """fake-gcs-server with the output bucket, and a generated service-account key so URLs are signed locally."""
+    from tests.fakes.gcs_server import start_fake_gcs
+    from tests.fakes.iam_credentials_server import generate_rsa_key, service_account_info
+
+    with tempfile.TemporaryDirectory(prefix="bench-gcs-") as tmp, start_fake_gcs((GCS_BUCKET,)) as emulator:
+        key_file = Path(tmp) / "sa-key.json"
+        info = service_account_info("bench-runtime@bench-project.iam.gserviceaccount.com", generate_rsa_key())
+        key_file.write_text(json.dumps(info), encoding="utf-8")
+        yield {
+            "IMAGEGEN_STORAGE": "gcs",
+            "IMAGEGEN_BUCKET": GCS_BUCKET,
+            "STORAGE_EMULATOR_HOST": emulator,
+            "GOOGLE_CLOUD_PROJECT": "bench-project",
+            "GOOGLE_APPLICATION_CREDENTIALS": str(key_file),
+        }
+
+
+# --- 1. cold start ---------------------------------------------------------------------------------------------
+def _spawn_to_first_call(
+    http: httpx2.Client, app: str, entry: str, env: dict[str, str], tool: str, args: dict[str, Any]
+) -> float:
+    port = free_port()
+    full_env = base_env({"IMAGEGEN_LOCAL_DIR": tempfile.mkdtemp(prefix="bench-cold-"), **env})
+    with spawn(server_command(app, entry, port), full_env, port=port, name=f"cold-{app}") as proc:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                call_once_sync(http, proc.mcp_url, tool, args, timeout=30.0)
+                return time.perf_counter() - proc.spawned_at
+            except (httpx2.HTTPError, CallFailed) as exc:
+                proc.check_alive()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{app}/{entry}: no successful call within 60 s: {exc}") from exc
+                time.sleep(0.01)
+
+
+def cold_start(plan: Plan, upstream: FakeUpstream) -> tuple[dict[str, Any], list[Row]]:
+    upstream.configure(image_bytes=plan.cold_image_bytes, delay=0.0)
+    env = endpoint_env(upstream)
+    runs: dict[str, dict[str, list[float]]] = {entry: {"imagegen": [], "floor": []} for entry in ENTRIES}
+    probes = {"imagegen": (env, "generate_image", GEN_ARGS), "floor": ({}, FLOOR_TOOL, {"text": "ping"})}
+    with httpx2.Client(trust_env=False) as http:
+        for index in range(plan.cold_runs):  # interleaved, order alternating: machine noise hits both alike
+            for entry in ENTRIES:
+                for app in ("imagegen", "floor") if index % 2 == 0 else ("floor", "imagegen"):
+                    app_env, tool, args = probes[app]
+                    runs[entry][app].append(_spawn_to_first_call(http, app, entry, app_env, tool, args))
+    rows: list[Row] = []
+    entries: dict[str, Any] = {}
+    for entry in ENTRIES:
+        mine, floor = median(runs[entry]["imagegen"]), median(runs[entry]["floor"])
+        row = Row.compare("1 cold start", f"{entry}: spawn → first call (median)", mine, floor, "s", at_most=1.25)
+        rows.append(row)
+        entries[entry] = {
+            "imagegen_runs_s": [round(v, 4) for v in runs[entry]["imagegen"]],
+            "floor_runs_s": [round(v, 4) for v in runs[entry]["floor"]],
+            **asdict(row),
+        }
+    function_dir, bench_dir = APP_DIRS["imagegen"], APP_DIRS["floor"]
+    # The Cloud Run shape too: GCS store, Secret Manager, every provider (nothing is contacted at import).
+    cloud = {
+        "IMAGEGEN_STORAGE": "gcs",
+        "IMAGEGEN_BUCKET": GCS_BUCKET,
+        "IMAGEGEN_SECRETS": "secret-manager",
+        "GOOGLE_CLOUD_PROJECT": "bench-project",
+        "IMAGEGEN_AUTH": "none",
+    }
+    top = plan.importtime_top
+    importtime = {
+        "imagegen_bench_config": import_profile(ENTRY_MODULES["imagegen"], function_dir, base_env(env), top),
+        "imagegen_default_config": import_profile(ENTRY_MODULES["imagegen"], function_dir, base_env(), top),
+        "imagegen_cloud_config": import_profile(ENTRY_MODULES["imagegen"], function_dir, base_env(cloud), top),
+        "floor": import_profile(ENTRY_MODULES["floor"], bench_dir, base_env(), top),
+    }
+    imports = importtime["imagegen_bench_config"]["total_ms"], importtime["floor"]["total_ms"]
+    rows.append(Row.compare("1 cold start", "import time of the entry module", *imports, "ms"))
+    heavy = {h["module"] for key, value in importtime.items() if key != "floor" for h in value["heavy_sdk_modules"]}
+    rows.append(
+        Row("1 cold start", "heavy SDK modules imported at startup", len(heavy), 0, "modules", None, "= 0", not heavy)
+    )
+    return {
+        "runs": plan.cold_runs,
+        "image_bytes": plan.cold_image_bytes,
+        "entries": entries,
+        "importtime": importtime,
+    }, rows
+
+
+# --- 2. warm throughput ----------------------------------------------------------------------------------------
+async def _warm(url: str, tool: str, args: dict[str, Any], plan: Plan, concurrency: int) -> dict[str, Any]:
+    async with McpHttp(url) as client:
+        await run_load(
+            tool_call(client, tool, args), concurrency=concurrency, max_calls=concurrency, min_calls=concurrency
+        )
+        load = await run_load(
+            tool_call(client, tool, args),
+            concurrency=concurrency,
+            duration=plan.warm_seconds,
+            max_calls=plan.warm_max_calls,
+            min_calls=concurrency,
+        )
+    return load.as_dict()
+
+
+async def _payload_floor(upstream: FakeUpstream, plan: Plan, concurrency: int) -> dict[str, Any]:
+    """The least any proxying endpoint must do per call: fetch the upstream JSON, decode base64, write the file."""
+    out = Path(tempfile.mkdtemp(prefix="bench-payload-"))
+    names = itertools.count()
+    async with httpx2.AsyncClient(trust_env=False, timeout=60) as http:
+
+        async def one() -> None:
+            response = await http.post(f"{upstream.base_url}/images/generations", json={"prompt": "x"})
+            data = base64.b64decode(response.json()["data"][0]["b64_json"])
+            await asyncio.to_thread((out / f"{next(names)}.png").write_bytes, data)
+
+        load = await run_load(
+            one,
+            concurrency=concurrency,
+            duration=plan.warm_seconds,
+            max_calls=plan.warm_max_calls,
+            min_calls=concurrency,
+        )
+    shutil.rmtree(out, ignore_errors=True)
+    return load.as_dict()
+
+
+def warm_throughput(plan: Plan, upstream: FakeUpstream, workdir: Path) -> tuple[dict[str, Any], list[Row]]:
+    described = upstream.configure(image_bytes=plan.warm_image_bytes, delay=0.0)
+    levels = (1, plan.concurrency)
+    floors: dict[int, dict[str, Any]] = {}
+    with start_server("floor", {}) as floor:
+        for level in levels:
+            floors[level] = asyncio.run(_warm(floor.mcp_url, FLOOR_TOOL, {"text": "ping"}, plan, level))
+    stores: list[tuple[str, contextlib.AbstractContextManager[dict[str, str]]]] = [
+        ("local", contextlib.nullcontext({}))
+    ]
+    if plan.gcs:
+        stores.append(("gcs", gcs_env()))
+    cells: list[dict[str, Any]] = []
+    rows: list[Row] = []
+    profile: dict[str, Any] = {"skipped": "disabled (--quick or --no-profile)"}
+    for store, store_env in stores:
+        with store_env as extra, start_server("imagegen", endpoint_env(upstream, **extra)) as server:
+            for level in levels:
+                mine = asyncio.run(_warm(server.mcp_url, "generate_image", GEN_ARGS, plan, level))
+                row = Row.compare(
+                    "2 warm throughput",
+                    f"{store} store, {level}-way: calls/s",
+                    mine["calls_per_s"],
+                    floors[level]["calls_per_s"],
+                    "calls/s",
+                    at_least=0.5,
+                )
+                rows.append(row)
+                rows.append(
+                    Row.compare(
+                        "2 warm throughput",
+                        f"{store} store, {level}-way: p50",
+                        mine["p50_ms"],
+                        floors[level]["p50_ms"],
+                        "ms",
+                    )
+                )
+                rows.append(
+                    Row.compare(
+                        "2 warm throughput",
+                        f"{store} store, {level}-way: p99",
+                        mine["p99_ms"],
+                        floors[level]["p99_ms"],
+                        "ms",
+                    )
+                )
+                cells.append(
+                    {
+                        "store": store,
+                        "concurrency": level,
+                        "imagegen": mine,
+                        "floor": floors[level],
+                        "ratio": row.ratio,
+                        "ok": row.ok,
+                    }
+                )
+            if store == "local" and plan.profile_seconds > 0:
+                profile = _profile(server, plan, workdir)
+    payload = {level: asyncio.run(_payload_floor(upstream, plan, level)) for level in levels}
+    for level in levels:
+        rows.append(
+            Row.compare(
+                "2 warm throughput",
+                f"payload floor, {level}-way: calls/s (bench process)",
+                payload[level]["calls_per_s"],
+                floors[level]["calls_per_s"],
+                "calls/s",
+            )
+        )
+    result = {"png_bytes": described["png_size"], "cells": cells, "payload_floor": payload, "profile": profile}
+    return result, rows
+
+
+def _profile(server: Proc, plan: Plan, workdir: Path) -> dict[str, Any]:
+    """py-spy (all threads, busy samples only) on the endpoint while it serves the concurrent load."""
+    out = workdir / "warm-local-profile.txt"
+    spy = start_profile(server.pid, plan.profile_seconds, out)
+    if spy is None:
+        return {"skipped": "py-spy not installed (pip install py-spy)"}
+    time.sleep(0.3)  # py-spy attaches
+    busy = replace(plan, warm_seconds=plan.profile_seconds + 0.5)
+    load = asyncio.run(_warm(server.mcp_url, "generate_image", GEN_ARGS, busy, plan.concurrency))
+    return {"load_during_profile": load, **_finish_profile(spy, out, plan.profile_seconds, plan.concurrency)}
+
+
+def _finish_profile(spy: subprocess.Popen[bytes], out: Path, seconds: float, concurrency: int) -> dict[str, Any]:
+    try:
+        spy.wait(timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
+    if not out.exists():
+        return {"skipped": f"py-spy could not record (exit {spy.returncode}; it needs ptrace permission)"}
+    return {"tool": "py-spy", "seconds": seconds, "concurrency": concurrency, **summarize_profile(out)}
+
+
+# --- 3 + 4. concurrency and memory ------------------------------------------------------------------------------
+async def _burst_with_rss(
+    proc: Proc, tool: str, args: dict[str, Any], count: int, upstream: FakeUpstream | None = None
+) -> dict[str, Any]:
+    """One warm-up call, the idle RSS, then `count` calls at once with RSS sampled throughout."""
+    async with McpHttp(proc.mcp_url, connections=count + 8) as client:
+        await client.call(tool, args)
+        await asyncio.sleep(0.2)
+        idle = proc.rss()
+        if upstream is not None:
+            upstream.configure(reset_calls=True)
+        with RssSampler(proc.pid) as sampler:
+            seconds, latencies = await burst(client, tool, args, count)
+    seen = upstream.configure() if upstream is not None else {}
+    return {
+        "upstream_arrival_spread_s": seen.get("arrival_spread_s"),
+        "calls": count,
+        "wall_s": round(seconds, 4),
+        "slowest_call_s": round(max(latencies), 4),
+        "idle_rss_bytes": idle,
+        "peak_rss_bytes": sampler.peak,
+        "rss_samples": sampler.samples,
+        "peak_minus_idle_bytes": sampler.peak - idle,
+    }
+
+
+def _burst_profile(server: Proc, plan: Plan, workdir: Path) -> dict[str, Any]:
+    """py-spy over one more burst: what the process is busy with once the upstream answers."""
+    out = workdir / "burst-profile.txt"
+    seconds = plan.burst_delay + 2.0
+    spy = start_profile(server.pid, seconds, out)
+    if spy is None:
+        return {"skipped": "py-spy not installed (pip install py-spy)"}
+    time.sleep(0.3)
+    asyncio.run(_burst_with_rss(server, "generate_image", GEN_ARGS, plan.burst_calls))
+    return _finish_profile(spy, out, seconds, plan.burst_calls)
+
+
+def concurrency_and_memory(plan: Plan, upstream: FakeUpstream, workdir: Path) -> tuple[dict[str, Any], list[Row]]:
+    floor_args = {"text": "ping", "delay": plan.burst_delay}
+    with start_server("floor", {}) as floor:
+        floor_burst = asyncio.run(_burst_with_rss(floor, FLOOR_TOOL, floor_args, plan.burst_calls))
+    runs: dict[str, dict[str, Any]] = {}
+    for name, size in (("concurrency", plan.burst_image_bytes), ("memory", plan.memory_image_bytes)):
+        described = upstream.configure(image_bytes=size, delay=plan.burst_delay)
+        with start_server("imagegen", endpoint_env(upstream)) as server:
+            runs[name] = asyncio.run(_burst_with_rss(server, "generate_image", GEN_ARGS, plan.burst_calls, upstream))
+            if name == "concurrency" and plan.profile_seconds > 0:
+                runs[name]["profile"] = _burst_profile(server, plan, workdir)
+        runs[name]["png_bytes"] = described["png_size"]
+    upstream.configure(delay=0.0)
+    limit = plan.burst_delay + 0.3
+    conc = runs["concurrency"]
+    rows = [
+        Row.compare(
+            "3 concurrency",
+            f"{plan.burst_calls} calls at once, {plan.burst_delay:g} s upstream: wall",
+            conc["wall_s"],
+            floor_burst["wall_s"],
+            "s",
+        ),
+    ]
+    rows[0].target, rows[0].ok = f"≤ {limit:g} s", conc["wall_s"] <= limit
+    mem = runs["memory"]
+    in_flight = plan.burst_calls * mem["png_bytes"]
+    growth = Row.compare(
+        "4 memory",
+        f"peak − idle RSS, {plan.burst_calls} × {mem['png_bytes'] / MB:.1f} MB in flight",
+        mem["peak_minus_idle_bytes"] / MB,
+        floor_burst["peak_minus_idle_bytes"] / MB,
+        "MB",
+    )
+    growth.target, growth.ok = (
+        f"≤ {2 * in_flight / MB:.0f} MB (2 × in flight)",
+        mem["peak_minus_idle_bytes"] <= 2 * in_flight,
+    )
+    rows.append(growth)
+    rows.append(
+        Row.compare(
+            "4 memory",
+            f"same burst with {mem['png_bytes'] / MB:.1f} MB images: wall",
+            mem["wall_s"],
+            floor_burst["wall_s"],
+            "s",
+        )
+    )
+    leak, leak_rows = _leak(plan, upstream)
+    rows += leak_rows
+    result = {
+        "floor_burst": floor_burst,
+        "concurrency": conc,
+        "memory": mem,
+        "in_flight_image_bytes": in_flight,
+        "leak": leak,
+    }
+    return result, rows
+
+
+async def _calls_with_rss(proc: Proc, tool: str, args: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    async with McpHttp(proc.mcp_url) as client:
+        call = tool_call(client, tool, args)
+        first = await run_load(call, concurrency=plan.concurrency, max_calls=plan.leak_first)
+        after_first = proc.rss()
+        rest = await run_load(call, concurrency=plan.concurrency, max_calls=plan.leak_calls - plan.leak_first)
+        after_all = proc.rss()
+    return {
+        "calls": first.calls + rest.calls,
+        "rss_after_first_bytes": after_first,
+        "rss_after_all_bytes": after_all,
+        "ratio": round(after_all / after_first, 4),
+    }
+
+
+def _leak(plan: Plan, upstream: FakeUpstream) -> tuple[dict[str, Any], list[Row]]:
+    described = upstream.configure(image_bytes=plan.leak_image_bytes, delay=0.0)
+    with start_server("floor", {}) as floor:
+        floor_run = asyncio.run(_calls_with_rss(floor, FLOOR_TOOL, {"text": "ping"}, plan))
+    with start_server("imagegen", endpoint_env(upstream)) as server:
+        mine = asyncio.run(_calls_with_rss(server, "generate_image", GEN_ARGS, plan))
+    row = Row.compare(
+        "4 memory",
+        f"RSS after {plan.leak_calls} calls / after {plan.leak_first}",
+        mine["ratio"],
+        floor_run["ratio"],
+        "×",
+    )
+    row.ratio = None  # both figures are already ratios; the target is on the endpoint's own
+    row.target, row.ok = "≤ 1.2", mine["ratio"] <= 1.2
+    return {"png_bytes": described["png_size"], "imagegen": mine, "floor": floor_run}, [row]
+
+
+# --- 5. result size --------------------------------------------------------------------------------------------
+def result_size(plan: Plan, upstream: FakeUpstream) -> tuple[dict[str, Any], list[Row]]:
+    described = upstream.configure(image_bytes=plan.warm_image_bytes, delay=0.0)
+
+    async def measure(url: str, tool: str, args: dict[str, Any]) -> int:
+        async with McpHttp(url) as client:
+            return (await client.call(tool, args)).message_bytes
+
+    with start_server("floor", {}) as floor:
+        floor_bytes = asyncio.run(measure(floor.mcp_url, FLOOR_TOOL, {"text": "ping"}))
+    with start_server("imagegen", endpoint_env(upstream)) as server:
+        plain = asyncio.run(measure(server.mcp_url, "generate_image", GEN_ARGS))
+        with_preview = asyncio.run(measure(server.mcp_url, "generate_image", {**GEN_ARGS, "preview": True}))
+    rows = [
+        Row.compare("5 result size", "JSON-RPC result, no preview", plain, floor_bytes, "bytes"),
+        Row.compare("5 result size", "JSON-RPC result, with preview", with_preview, floor_bytes, "bytes"),
+    ]
+    rows[0].target, rows[0].ok = "≤ 2048 bytes", plain <= 2048
+    rows[1].target, rows[1].ok = "≤ 65536 bytes", with_preview <= 65536
+    return {
+        "png_bytes": described["png_size"],
+        "no_preview_bytes": plain,
+        "preview_bytes": with_preview,
+        "floor_bytes": floor_bytes,
+    }, rows

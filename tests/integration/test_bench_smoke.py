@@ -1,0 +1,132 @@
+"""Smoke run of the benchmark harness (`python -m bench --quick`) and unit checks of its parsing helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.client import CallFailed, parse_response
+from bench.measure import _importers, percentile, summarize_profile
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = {"cold_start", "warm_throughput", "concurrency_and_memory", "result_size"}
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "report.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "| scenario | metric |" in completed.stdout
+    return json.loads(out.read_text())
+
+
+@pytest.mark.timeout(150)
+def test_quick_run_reports_every_scenario_against_the_floor(quick_report: dict) -> None:
+    assert quick_report["schema"] == "imagegen-mcp-bench/1"
+    assert quick_report["quick"] is True
+    assert set(quick_report["scenarios"]) == SCENARIOS
+    rows = quick_report["rows"]
+    assert {row["scenario"][0] for row in rows} == {"1", "2", "3", "4", "5"}
+    for row in rows:
+        assert row["imagegen"] is not None and math.isfinite(row["imagegen"]), row
+        if row["ratio"] is not None:
+            assert row["floor"] > 0
+            assert row["ratio"] == pytest.approx(row["imagegen"] / row["floor"], rel=1e-2, abs=1e-3)
+    missed = {f"{r['scenario']}: {r['metric']}" for r in rows if r["ok"] is False}
+    assert set(quick_report["targets_missed"]) == missed
+
+
+@pytest.mark.timeout(150)
+def test_quick_run_measured_real_calls(quick_report: dict) -> None:
+    scenarios = quick_report["scenarios"]
+    plan = quick_report["plan"]
+    for entry in ("uvicorn", "functions-framework"):
+        runs = scenarios["cold_start"]["entries"][entry]
+        assert len(runs["imagegen_runs_s"]) == len(runs["floor_runs_s"]) == plan["cold_runs"]
+        assert all(0 < value < 60 for value in runs["imagegen_runs_s"] + runs["floor_runs_s"])
+    cells = scenarios["warm_throughput"]["cells"]
+    assert {(c["store"], c["concurrency"]) for c in cells} == {
+        (store, level) for store in ("local", "gcs") for level in (1, plan["concurrency"])
+    }
+    assert all(c["imagegen"]["calls"] >= c["concurrency"] and c["floor"]["calls"] >= c["concurrency"] for c in cells)
+    assert scenarios["warm_throughput"]["png_bytes"] == pytest.approx(plan["warm_image_bytes"], rel=0.05)
+    memory = scenarios["concurrency_and_memory"]
+    assert memory["concurrency"]["calls"] == plan["burst_calls"]
+    # the calls overlapped the upstream delay instead of queueing behind each other
+    assert plan["burst_delay"] <= memory["concurrency"]["wall_s"] < plan["burst_calls"] * plan["burst_delay"]
+    assert memory["memory"]["peak_rss_bytes"] >= memory["memory"]["idle_rss_bytes"] > 0
+    assert memory["leak"]["imagegen"]["calls"] == plan["leak_calls"]
+
+
+@pytest.mark.timeout(150)
+def test_product_limits_that_do_not_depend_on_machine_speed(quick_report: dict) -> None:
+    heavy = {
+        h["module"]
+        for name, profile in quick_report["scenarios"]["cold_start"]["importtime"].items()
+        if name != "floor"
+        for h in profile["heavy_sdk_modules"]
+    }
+    assert heavy == set(), "google-genai / google-cloud-* must be imported lazily, not at startup"
+    assert quick_report["scenarios"]["result_size"]["no_preview_bytes"] <= 2048
+
+
+def test_parse_response_reads_sse_and_json_bodies() -> None:
+    message = {"jsonrpc": "2.0", "id": 7, "result": {"content": [], "isError": False}}
+    text = json.dumps(message)
+    sse = f"event: message\ndata: {json.dumps({'jsonrpc': '2.0', 'method': 'notifications/progress'})}\n\n"
+    sse += f"event: message\ndata: {text}\n\n"
+    assert parse_response(sse, "text/event-stream", 7) == (message["result"], len(text))
+    assert parse_response(text, "application/json", 7) == (message["result"], len(text))
+    with pytest.raises(CallFailed):
+        parse_response(text, "application/json", 8)
+    error = json.dumps({"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "bad"}})
+    with pytest.raises(CallFailed, match="bad"):
+        parse_response(error, "application/json", 1)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([3.0, 1.0, 2.0], 100) == 3.0
+    assert percentile([5.0], 99) == 5.0
+
+
+def test_importers_walks_up_the_importtime_tree() -> None:
+    # importtime lists a module's own imports (deeper) before the module itself
+    rows = [
+        (1, 1, 3, "google.cloud.storage"),
+        (1, 2, 2, "imagegen_mcp.storage.gcs"),
+        (1, 3, 2, "other"),
+        (1, 4, 1, "imagegen_mcp.deps"),
+        (1, 5, 0, "main"),
+    ]
+    assert _importers(rows, 0) == ["main", "imagegen_mcp.deps", "imagegen_mcp.storage.gcs", "google.cloud.storage"]
+
+
+def test_profile_summary_groups_busy_samples(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        "run (uvicorn/server.py:1);decode_base64 (imagegen_mcp/providers/http_errors.py:241) 30\n"
+        "run (uvicorn/server.py:1);loads (json/__init__.py:341) 10\n"
+    )
+    summary = summarize_profile(raw)
+    assert summary["samples"] == 40
+    assert summary["by_category_pct"][0] == ["imagegen_mcp", 75.0]
+    assert ["json", 25.0] in summary["by_category_pct"]
+    assert summary["innermost_imagegen_frame_pct"] == [
+        ["decode_base64 (imagegen_mcp/providers/http_errors.py:241)", 75.0]
+    ]
