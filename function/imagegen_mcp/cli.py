@@ -147,8 +147,12 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from .doc_tables import capability_matrix, config_table
+    from .doc_tables import capability_matrix, config_table, update_readme
 
+    if args.table == "update":
+        changed = update_readme(Path(args.readme))
+        print(f"{args.readme}: {'updated' if changed else 'up to date'}")
+        return 0
     print(config_table() if args.table == "config" else capability_matrix())
     return 0
 
@@ -185,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=cmd_models)
 
     docs = sub.add_parser("docs", help="print a generated README table (config reference or capability matrix)")
-    docs.add_argument("table", choices=["config", "models"])
+    docs.add_argument("table", choices=["config", "models", "update"], help="`update` rewrites the README's tables")
+    docs.add_argument("--readme", default="README.md")
     docs.set_defaults(func=cmd_docs)
 
     keys = sub.add_parser("keys", help="bearer API keys")

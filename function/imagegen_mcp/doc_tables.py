@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from pydantic.fields import FieldInfo
 
 from .catalog import Catalog, load_catalog
@@ -59,3 +62,16 @@ def capability_matrix(catalog: Catalog | None = None) -> str:
             f"{yes(c.seed)} | {yes(c.negative_prompt)} |"
         )
     return "\n".join(rows)
+
+
+_BLOCK = re.compile(r"(<!-- generated: imagegen-mcp docs (config|models) -->\n)(.*?)(\n<!-- end generated -->)", re.S)
+
+
+def update_readme(path: Path) -> bool:
+    """Rewrite the generated blocks of a README in place; True when something changed."""
+    text = path.read_text(encoding="utf-8")
+    tables = {"config": config_table(), "models": capability_matrix()}
+    updated = _BLOCK.sub(lambda m: m.group(1) + tables[m.group(2)] + m.group(4), text)
+    if updated != text:
+        path.write_text(updated, encoding="utf-8")
+    return updated != text

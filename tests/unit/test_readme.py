@@ -11,14 +11,14 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding=
 
 
 def test_configuration_table_matches_settings() -> None:
-    assert config_table() in README, "regenerate with: imagegen-mcp docs config"
+    assert config_table() in README, "regenerate with: imagegen-mcp docs update"
     for name, field in Settings.model_fields.items():
         for env in _env_names(name, field):
             assert f"`{env}`" in README
 
 
 def test_capability_matrix_matches_catalog() -> None:
-    assert capability_matrix() in README, "regenerate with: imagegen-mcp docs models"
+    assert capability_matrix() in README, "regenerate with: imagegen-mcp docs update"
 
 
 def test_two_setup_commands_and_ci_agree() -> None:
