@@ -11,8 +11,9 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__
 from .catalog import GenerationOptions
@@ -141,7 +142,14 @@ def _argument_error(text: str) -> ImageGenError:
 
 async def typed_tool_errors(ctx: Any, call_next: Any) -> Any:
     """Middleware: every failed tools/call carries `structuredContent.error` with a stable code."""
-    result = await call_next(ctx)
+    try:
+        result = await call_next(ctx)
+    except ValueError as exc:
+        if ctx.method != "prompts/get" or isinstance(exc, ValidationError):  # the SDK maps the latter itself
+            raise
+        # The SDK reports an unknown prompt or missing arguments as a bare ValueError: logged as an ERROR with a
+        # stack trace and answered with code 0. It is the caller's mistake: invalid params, nothing logged.
+        raise MCPError(INVALID_PARAMS, str(exc)) from exc
     if ctx.method != "tools/call":
         return result
     if isinstance(result, CallToolResult):

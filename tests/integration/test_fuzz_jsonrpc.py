@@ -156,3 +156,20 @@ def test_server_still_answers_after_fuzzing(server: ServerHandle, http: httpx2.C
     response = http.post(server.mcp_url, json=body, headers=MCP_HEADERS)
     [message] = jsonrpc_messages(response)
     assert message["result"]["structuredContent"]["default_model"] == "openai/gpt-image-1"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"name": "no-such-prompt"}, {"name": "detailed", "arguments": {}}, {"name": "basic", "arguments": {"x": "y"}}],
+)
+def test_bad_prompt_requests_are_invalid_params_not_server_errors(
+    server: ServerHandle, http: httpx2.Client, params: dict[str, Any]
+) -> None:
+    """Found by the fuzzer: the SDK logged these as ERRORs with a stack trace and answered with code 0."""
+    response = http.post(
+        server.mcp_url, json={"jsonrpc": "2.0", "id": 7, "method": "prompts/get", "params": params}, headers=MCP_HEADERS
+    )
+    assert_no_leak_in(response)
+    [message] = jsonrpc_messages(response)
+    assert message["error"]["code"] == -32602
+    assert error_log_lines(server) == []
