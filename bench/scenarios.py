@@ -441,6 +441,11 @@ def concurrency_and_memory(plan: Plan, upstream: FakeUpstream, workdir: Path) ->
         ),
     ]
     rows[0].target, rows[0].ok = f"≤ {limit:g} s", conc["wall_s"] <= limit
+    # How far apart the calls reached the upstream: near 0 means they all overlapped its delay (no lock, no queue).
+    spread = conc["upstream_arrival_spread_s"]
+    rows.append(
+        Row("3 concurrency", "first → last request seen by the upstream", spread, None, "s", None, "report", None)
+    )
     mem = runs["memory"]
     in_flight = plan.burst_calls * mem["png_bytes"]
     growth = Row.compare(
