@@ -23,7 +23,7 @@ class HttpClients:
 
             self._client = httpx2.AsyncClient(
                 timeout=httpx2.Timeout(self._settings.upstream_timeout_seconds, connect=10.0),
-                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30.0),
+                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=30.0),
                 follow_redirects=False,
                 trust_env=False,
             )

@@ -178,8 +178,11 @@ def transcode(data: bytes, output_format: str) -> bytes:
         return out.getvalue()
 
 
-def make_preview(data: bytes, *, max_px: int, budget_bytes: int = 48 * 1024) -> tuple[bytes, str]:
-    """A small WebP (long side ≤ max_px) for inline display, shrunk until it fits `budget_bytes`."""
+def make_preview(data: bytes, *, max_px: int, budget_bytes: int = 45 * 1024) -> tuple[bytes, str]:
+    """A small WebP (long side ≤ max_px) for inline display, shrunk until it fits `budget_bytes`.
+
+    45 KiB of bytes is ~60 KiB as base64, which keeps the whole JSON-RPC result under 64 KiB.
+    """
     from PIL import Image
 
     with _open(data) as img:
@@ -188,14 +191,15 @@ def make_preview(data: bytes, *, max_px: int, budget_bytes: int = 48 * 1024) -> 
             img.draft("RGB", (max_px, max_px))
         frame = img.convert("RGBA") if img.mode not in ("RGB", "RGBA") else img.copy()
     frame.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
-    for quality in (70, 55, 40, 25):
-        out = io.BytesIO()
-        frame.save(out, format="WEBP", quality=quality, method=4)
-        if out.tell() <= budget_bytes:
-            break
-        if quality == 25:
-            frame.thumbnail((max(16, frame.width // 2), max(16, frame.height // 2)))
-    return out.getvalue(), "image/webp"
+    while True:
+        for quality in (70, 55, 40, 25):
+            out = io.BytesIO()
+            frame.save(out, format="WEBP", quality=quality, method=4)
+            if out.tell() <= budget_bytes:
+                return out.getvalue(), "image/webp"
+        if max(frame.size) <= 32:
+            return out.getvalue(), "image/webp"
+        frame.thumbnail((max(16, frame.width // 2), max(16, frame.height // 2)), Image.Resampling.LANCZOS)
 
 
 # --- metadata stripping without decoding pixels --------------------------------------------------------------

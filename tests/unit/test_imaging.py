@@ -112,3 +112,11 @@ def test_preview_is_small() -> None:
     assert mime == "image/webp" and len(data) <= 48 * 1024
     with Image.open(io.BytesIO(data)) as img:
         assert max(img.size) <= 512
+
+
+def test_preview_of_incompressible_noise_still_fits_the_budget() -> None:
+    import os
+
+    noise = Image.frombytes("RGB", (1024, 1024), os.urandom(1024 * 1024 * 3))
+    data, _ = make_preview(_encode(noise, "PNG"), max_px=512)
+    assert len(data) <= 45 * 1024

@@ -238,7 +238,10 @@ _B64_CHARS = re.compile(r"\s+")
 def decode_base64(vendor: str, data: str) -> bytes:
     """Strict base64 (whitespace tolerated); garbage is the upstream's fault."""
     try:
-        return base64.b64decode(_B64_CHARS.sub("", data), validate=True)
+        try:
+            return base64.b64decode(data, validate=True)  # the common case: no whitespace, no regex pass over MBs
+        except binascii.Error:
+            return base64.b64decode(_B64_CHARS.sub("", data), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} returned an image that is not valid base64") from exc
 
