@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from imagegen_mcp.config import Settings
+from tests.support.loopback_guard import install as _stay_on_loopback
+
+_stay_on_loopback()
 
 
 @pytest.fixture

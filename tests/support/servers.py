@@ -90,6 +90,9 @@ def start_server(
         if not k.startswith(("IMAGEGEN_", "GOOGLE_", "OPENAI", "OPENROUTER", "REPLICATE"))
     }
     full_env.update({"IMAGEGEN_LOCAL_DIR": str(workdir / "outputs"), "PYTHONUNBUFFERED": "1", "WORKERS": "1"})
+    # Every server process gets the loopback guard (tests/support/loopback_guard.py) via sitecustomize.
+    site = str(Path(__file__).resolve().parent / "loopback_site")
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (site, full_env.get("PYTHONPATH", "")) if p)
     full_env.update(env or {})
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log_file:

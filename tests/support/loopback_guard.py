@@ -1,0 +1,76 @@
+"""Keeps test processes on loopback: name lookups and connections to anything else fail before a packet leaves.
+
+Installed for the pytest process (tests/conftest.py) and, through `loopback_site/sitecustomize.py`, for every
+server subprocess the tests start. It also switches off google-auth's regional-access-boundary lookup, a
+background call to iamcredentials.googleapis.com that service-account credentials make after a token refresh.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
+_installed = False
+
+
+def _is_loopback(host: Any) -> bool:
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    name = str(host).strip("[]").lower()
+    if name in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class NonLoopbackBlocked(OSError):
+    """Raised instead of resolving or connecting to anything off loopback."""
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _is_loopback(host):
+            raise socket.gaierror(socket.EAI_NONAME, f"test sandbox: {host!r} is not a loopback address")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def _check(sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            raise NonLoopbackBlocked(f"test sandbox: connection to {address[0]!r} refused (not loopback)")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        _check(self, address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        _check(self, address)
+        return real_connect_ex(self, address)
+
+    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    _disable_regional_access_boundary_lookup()
+
+
+def _disable_regional_access_boundary_lookup() -> None:
+    try:
+        from google.auth import credentials
+    except ImportError:
+        return
+    for cls in vars(credentials).values():
+        if isinstance(cls, type) and hasattr(cls, "_is_regional_access_boundary_lookup_required"):
+            cls._is_regional_access_boundary_lookup_required = lambda self: False  # type: ignore[method-assign]
