@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
-import functions_framework.aio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -40,7 +40,12 @@ app.router.routes.append(Route("/healthz", _healthz, methods=["GET"]))
 _handle = function_handler(app)
 
 
-@functions_framework.aio.http
 async def mcp(request):  # type: ignore[no-untyped-def]
-    """functions-framework target, like function/main.py's."""
+    """functions-framework target, like function/main.py's (registered the same way, only under the framework)."""
     return await _handle(request)
+
+
+if "functions_framework" in sys.modules:
+    import functions_framework.aio
+
+    mcp = functions_framework.aio.http(mcp)
