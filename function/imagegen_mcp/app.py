@@ -261,7 +261,7 @@ async def _startup(deps: Deps) -> None:
                 "storage": deps.store.name,
                 "auth": deps.settings.auth,
                 "providers": sorted(deps.providers),
-                "default_model": deps.default_model(),
+                "default_model": await deps.effective_default_model(),
                 "retention_days": deps.settings.retention_days,
             }
         },
