@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
-import pytest
 from hypothesis import strategies as st
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -48,11 +47,6 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def openai_env(base_url: str, **settings: str) -> dict[str, str]:

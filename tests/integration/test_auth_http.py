@@ -27,11 +27,6 @@ INITIALIZE = {
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def keys_document(*records: KeyRecord) -> str:
     return json.dumps({"keys": [r.to_json() for r in records]})
 

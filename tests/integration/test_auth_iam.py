@@ -19,11 +19,6 @@ SERVICE_URL = "https://imagegen-abc123-ew.a.run.app"
 HOSTS: dict[str, Any] = {"client_host": "10.0.0.7", "server_host": "10.0.0.8"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def google() -> Iterator[GoogleCertsServer]:
     server = GoogleCertsServer(max_age=3600)

@@ -8,7 +8,6 @@ import anyio
 import pytest
 
 from tests.integration.reliability_support import (
-    anyio_backend,  # noqa: F401
     assert_success,
     generate,
     mcp_client,

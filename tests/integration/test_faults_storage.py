@@ -23,7 +23,6 @@ from tests.fakes.gcs_server import create_bucket, start_fake_gcs
 from tests.fakes.google_token_server import start_fake_token_server, write_service_account_file
 from tests.fakes.iam_credentials_server import FakeIamCredentials, start_fake_iam_credentials
 from tests.integration.reliability_support import (
-    anyio_backend,  # noqa: F401
     assert_success,
     error_code,
     generate,

@@ -11,7 +11,6 @@ import pytest
 from tests.fakes.http_fake import Reply, error_reply, make_image
 from tests.fakes.openai_server import FakeOpenAI, start_fake_openai
 from tests.integration.reliability_support import (
-    anyio_backend,  # noqa: F401
     assert_success,
     error_code,
     generate,

@@ -40,11 +40,6 @@ pytestmark = pytest.mark.anyio
 META = {"model": "google/gemini-3-pro-image-preview", "provider": "vertex", "prompt_sha256": "ab" * 32}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def sa_key() -> Any:
     return generate_rsa_key()
@@ -258,9 +253,7 @@ async def test_concurrent_puts_get_distinct_objects(emulator_client: storage.Cli
         assert (await store.read(item.id, max_bytes=10_000))[0] == payload
 
 
-async def test_iam_signblob_signing(
-    emulator_client: storage.Client, iam_fake: tuple[str, FakeIamCredentials]
-) -> None:
+async def test_iam_signblob_signing(emulator_client: storage.Client, iam_fake: tuple[str, FakeIamCredentials]) -> None:
     endpoint, fake = iam_fake
     signer_email = "url-signer@test-project.iam.gserviceaccount.com"
     # No private key: must go through IAM.

@@ -16,7 +16,6 @@ import pytest
 from tests.fakes.openai_server import start_fake_openai
 from tests.integration.reliability_support import (
     HttpRecord,
-    anyio_backend,  # noqa: F401
     error_code,
     generate,
     mcp_client,

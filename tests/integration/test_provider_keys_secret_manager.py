@@ -53,11 +53,6 @@ CASES: list[tuple[type, Callable[..., Any], str, str, str, str, str]] = [
 ]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @contextlib.asynccontextmanager
 async def provider_with_secret_manager(case: tuple, secrets: dict[str, str]):  # type: ignore[no-untyped-def]
     cls, start_fake, _key, _secret_id, base_setting, _model, _name = case

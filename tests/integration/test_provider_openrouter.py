@@ -24,11 +24,6 @@ from tests.integration.provider_support import (
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def fake() -> Iterator[tuple[str, FakeOpenRouter]]:
     with start_fake_openrouter() as started:
         yield started

@@ -26,11 +26,6 @@ FLUX_PRO = "black-forest-labs/flux.2-pro"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def fake() -> Iterator[tuple[str, FakeReplicate]]:
     with start_fake_replicate() as started:
         yield started

@@ -26,11 +26,6 @@ OPENAI_ID = "imagegen-openai-api-key"
 REPLICATE_ID = "imagegen-replicate-api-token"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Clock:
     """A monotonic clock the test moves by hand (TTL expiry without sleeping)."""
 

@@ -12,7 +12,6 @@ from mcp.types import CallToolResult
 
 from tests.fakes.openai_server import FakeOpenAI, start_fake_openai
 from tests.integration.reliability_support import (
-    anyio_backend,  # noqa: F401
     assert_success,
     generate,
     mcp_client,

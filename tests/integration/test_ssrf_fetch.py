@@ -37,11 +37,6 @@ from tests.fakes.ssrf_lab import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 DNS: dict = {
     "img.example": [PUBLIC_V4],
     "v6.example": [PUBLIC_V6],

@@ -47,11 +47,6 @@ RESULT_PNG = make_png(32, 16, (10, 200, 10))
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def fake() -> Iterator[tuple[str, FakeGemini]]:
     with start_fake_gemini(api_keys=(KEY, "rotated-key")) as served:
         yield served

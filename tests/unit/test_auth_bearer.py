@@ -29,11 +29,6 @@ HOSTS: dict[str, Any] = {"client_host": "203.0.113.9", "server_host": "10.0.0.2"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class RotatingSecrets:
     """The SecretSource seam with a value the test changes, as a new secret version would."""
 

@@ -11,11 +11,6 @@ from imagegen_mcp.ratelimit import RateLimiter
 from imagegen_mcp.secret_store import EnvSecretSource
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.parametrize(
     ("host", "expected"),
     [
