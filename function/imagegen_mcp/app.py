@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import __version__
 from .config import Settings
 from .errors import ErrorCode, ImageGenError
-from .hosts import HostPolicy, is_loopback_host
+from .hosts import HostPolicy
 from .logs import bind_request, configure_logging, reset_request, trace_field
 
 if TYPE_CHECKING:
@@ -279,5 +279,3 @@ async def _sweep_forever(deps: Deps) -> None:
             log.warning("retention sweep failed", exc_info=True)
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
-
-__all__ = ["create_app", "is_loopback_host"]

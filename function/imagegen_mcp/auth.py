@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ipaddress
 import json
 import logging
 import re
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from .errors import ErrorCode, ImageGenError
+from .hosts import is_loopback_host
 from .keys import KeyRing, key_id_of, parse_key_file
 from .secret_store import API_KEYS
 
@@ -124,20 +124,6 @@ def _bearer_token(value: str | None) -> str | None:
     return token
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(name.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped is not None and mapped.is_loopback)
-
-
 # --- none ------------------------------------------------------------------------------------------------------------
 
 
@@ -160,9 +146,9 @@ class NoAuthenticator(_BaseAuthenticator):
         self, headers: Mapping[str, str], *, client_host: str | None, server_host: str | None
     ) -> Caller:
         if not self._allow_remote:
-            if not is_loopback(server_host):
+            if not is_loopback_host(server_host):
                 raise ImageGenError(ErrorCode.MISCONFIGURED, _NONE_REFUSED.format(what="listening address"))
-            if not is_loopback(client_host):
+            if not is_loopback_host(client_host):
                 raise ImageGenError(ErrorCode.MISCONFIGURED, _NONE_REFUSED.format(what="client"))
         return ANONYMOUS
 
@@ -460,7 +446,7 @@ def build_authenticator(settings: Settings, secrets: SecretSource) -> Authentica
 
 def check_startup(settings: Settings, bind_host: str) -> None:
     """Refuse to serve with settings that would expose the endpoint (called by `imagegen-mcp serve`)."""
-    if settings.auth == "none" and not settings.allow_unauthenticated and not is_loopback(bind_host):
+    if settings.auth == "none" and not settings.allow_unauthenticated and not is_loopback_host(bind_host):
         raise ImageGenError(
             ErrorCode.MISCONFIGURED,
             f"refusing to listen on {bind_host} without authentication: IMAGEGEN_AUTH=none is for loopback "

@@ -23,15 +23,18 @@ def split_host(value: str) -> str:
 
 
 def is_loopback_host(host: str | None) -> bool:
+    """Whether a host, address or Host header (port allowed) is this machine: localhost, 127/8, ::1, mapped."""
     if not host:
         return False
     name = split_host(host)
     if name == "localhost":
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name.split("%", 1)[0])
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped is not None and mapped.is_loopback)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from imagegen_mcp.auth import ANONYMOUS, build_authenticator, check_startup, is_loopback
+from imagegen_mcp.auth import ANONYMOUS, build_authenticator, check_startup
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
+from imagegen_mcp.hosts import is_loopback_host
 from imagegen_mcp.ratelimit import RateLimiter
 from imagegen_mcp.secret_store import EnvSecretSource
 
@@ -30,7 +31,7 @@ from imagegen_mcp.secret_store import EnvSecretSource
     ],
 )
 def test_is_loopback(host: str | None, expected: bool) -> None:
-    assert is_loopback(host) is expected
+    assert is_loopback_host(host) is expected
 
 
 @pytest.mark.anyio
