@@ -306,9 +306,11 @@ class KeyedProvider:
     name: str = ""
     secret_name: str = ""  # logical name in secret_store (OPENAI, OPENROUTER, REPLICATE)
     key_label: str = ""  # e.g. "OpenAI API key", for operator-facing messages
+    base_url_setting: str = ""  # the Settings field holding the API's base URL, e.g. "openai_base_url"
 
     def __init__(self, ctx: ProviderContext) -> None:
         self._ctx = ctx
+        self._base = str(getattr(ctx.settings, self.base_url_setting)).rstrip("/")
 
     def _missing(self) -> str:
         return f"no {self.key_label} configured (set {self._ctx.secrets.describe(self.secret_name)})"

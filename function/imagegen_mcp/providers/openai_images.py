@@ -8,8 +8,9 @@ from typing import Any
 from .. import secret_store
 from ..deadline import Deadline
 from ..retry import call_with_retries
+from ..storage.base import EXTENSIONS
 from . import http_errors
-from .base import ImageRequest, InputImage, ProducedImage, ProviderContext, ProviderResult
+from .base import ImageRequest, InputImage, ProducedImage, ProviderResult
 
 VENDOR = "OpenAI"
 
@@ -48,22 +49,13 @@ def parse_failure(status: int, body: Any) -> http_errors.UpstreamFailure:
     return http_errors.UpstreamFailure(message=message, code=code, blocked_reason=blocked)
 
 
-def _extension(image: InputImage) -> str:
-    return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(
-        image.mime_type, "png"
-    )
-
-
 class OpenAIImagesProvider(http_errors.KeyedProvider):
     """`POST /images/generations` and `POST /images/edits` of the OpenAI API (or a compatible proxy)."""
 
     name = "openai"
     secret_name = secret_store.OPENAI
     key_label = "OpenAI API key"
-
-    def __init__(self, ctx: ProviderContext) -> None:
-        super().__init__(ctx)
-        self._base = ctx.settings.openai_base_url.rstrip("/")
+    base_url_setting = "openai_base_url"
 
     def _size(self, request: ImageRequest) -> str | None:
         options = request.options
@@ -101,7 +93,7 @@ class OpenAIImagesProvider(http_errors.KeyedProvider):
         if request.is_edit:
             url = f"{self._base}/images/edits"
             files: list[tuple[str, tuple[str, bytes, str]]] = [
-                ("image[]", (f"image{i}.{_extension(img)}", img.data, img.mime_type))
+                ("image[]", (f"image{i}.{EXTENSIONS.get(img.mime_type, 'png')}", img.data, img.mime_type))
                 for i, img in enumerate(request.images)
             ]
             if request.mask is not None:

@@ -9,7 +9,7 @@ from ..deadline import Deadline
 from ..errors import ErrorCode, ImageGenError
 from ..retry import call_with_retries
 from . import http_errors
-from .base import ImageRequest, ProducedImage, ProviderContext, ProviderResult
+from .base import ImageRequest, ProducedImage, ProviderResult
 
 VENDOR = "OpenRouter"
 
@@ -35,10 +35,7 @@ class OpenRouterProvider(http_errors.KeyedProvider):
     name = "openrouter"
     secret_name = secret_store.OPENROUTER
     key_label = "OpenRouter API key"
-
-    def __init__(self, ctx: ProviderContext) -> None:
-        super().__init__(ctx)
-        self._base = ctx.settings.openrouter_base_url.rstrip("/")
+    base_url_setting = "openrouter_base_url"
 
     def _headers(self) -> dict[str, str]:
         headers = {"X-Title": self._ctx.settings.openrouter_app_title}

@@ -12,7 +12,7 @@ from ..deadline import Deadline
 from ..errors import ErrorCode, ImageGenError
 from ..retry import call_with_retries
 from . import http_errors
-from .base import ImageRequest, ProducedImage, ProviderContext, ProviderResult
+from .base import ImageRequest, ProducedImage, ProviderResult
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,7 @@ class ReplicateProvider(http_errors.KeyedProvider):
     name = "replicate"
     secret_name = secret_store.REPLICATE
     key_label = "Replicate API token"
-
-    def __init__(self, ctx: ProviderContext) -> None:
-        super().__init__(ctx)
-        self._base = ctx.settings.replicate_base_url.rstrip("/")
+    base_url_setting = "replicate_base_url"
 
     def model_input(self, request: ImageRequest) -> dict[str, Any]:
         """The prediction `input` (FLUX.2 schema: prompt, input_images, aspect_ratio, seed, output_format)."""
