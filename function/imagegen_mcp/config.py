@@ -9,7 +9,6 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MAX_SIGNED_URL_TTL = 7 * 24 * 3600  # V4 signed URLs cannot live longer than 7 days.
-DEFAULT_MODEL = "google/gemini-3-pro-image-preview"
 PLACEHOLDER_MODEL = "local/placeholder"
 
 CsvList = Annotated[list[str], NoDecode]

@@ -22,12 +22,6 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
 
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
-
     def timeout(self, cap: float | None = None) -> float:
         """Seconds the next attempt may take: what is left, capped; raises when nothing is left."""
         left = self.remaining()

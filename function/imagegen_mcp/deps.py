@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, load_catalog
@@ -52,10 +52,6 @@ class Deps:
     router: Router
     auth: Authenticator
     rate_limiter: RateLimiter | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def default_model(self) -> str:
-        return self.settings.default_model or self.catalog.default_model
 
     async def effective_default_model(self) -> str:
         """The configured default; unset, the catalog default if live, else the placeholder where it is enabled."""

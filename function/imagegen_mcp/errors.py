@@ -62,8 +62,3 @@ class ImageGenError(Exception):
 def invalid(message: str, **details: Any) -> ImageGenError:
     """Shorthand for an `invalid_argument` error."""
     return ImageGenError(ErrorCode.INVALID_ARGUMENT, message, details=details or None)
-
-
-def unsupported(message: str, **details: Any) -> ImageGenError:
-    """Shorthand for an `unsupported` error (the model cannot do what was asked)."""
-    return ImageGenError(ErrorCode.UNSUPPORTED, message, details=details or None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import httpx2
@@ -33,7 +33,3 @@ class HttpClients:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
-
-    def __repr__(self) -> str:
-        state: Any = "open" if self._client is not None else "idle"
-        return f"HttpClients({state})"

@@ -10,9 +10,7 @@ from .errors import ErrorCode, ImageGenError, invalid
 from .providers.base import InputImage
 
 FORMAT_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
-MIME_FORMAT = {mime: fmt for fmt, mime in FORMAT_MIME.items()}
 INPUT_FORMATS = frozenset(FORMAT_MIME)  # what callers may send; anything else is refused by its bytes
-OUTPUT_FORMATS = ("png", "jpeg", "webp")
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
 
 
