@@ -20,6 +20,7 @@ from .config import Settings
 from .errors import ErrorCode, ImageGenError
 from .hosts import HostPolicy
 from .logs import bind_request, configure_logging, reset_request, trace_field
+from .storage.base import mime_of_id
 
 if TYPE_CHECKING:
     from .deps import Deps
@@ -34,11 +35,19 @@ def _json_error(status: int, code: str, message: str, headers: dict[str, str] | 
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers, lower-cased, decoded once per request and kept in the scope state."""
+    state = scope.setdefault("state", {})
+    if "headers" not in state:
+        state["headers"] = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    return state["headers"]
+
+
 def _base_url(scope: Scope, settings: Settings) -> str:
     """The external base URL links should use: configured, or what the (validated) request says."""
     if settings.public_url:
         return settings.public_url
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    headers = request_headers(scope)
     proto = headers.get("x-forwarded-proto", "").split(",")[0].strip() or scope.get("scheme", "http")
     host = headers.get("host") or "127.0.0.1"
     return f"{'https' if proto == 'https' else 'http'}://{host}"
@@ -55,7 +64,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = request_headers(scope)
         request_id = uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -96,7 +105,7 @@ class GuardMiddleware:
         if scope["type"] != "http" or scope["path"] == "/healthz":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = request_headers(scope)
         host = headers.get("host")
         if not self.hosts.host_allowed(host):
             await _json_error(421, "misdirected_request", "Host header not allowed for this server")(
@@ -202,7 +211,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
             return _json_error(status, err.code.value, err.message)
         return FileResponse(
             path,
-            media_type=_mime(path.name),
+            media_type=mime_of_id(path.name),
             headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
         )
 
@@ -239,12 +248,6 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     return app
 
 
-def _mime(name: str) -> str:
-    from .storage.base import mime_of_id
-
-    return mime_of_id(name)
-
-
 async def _startup(deps: Deps) -> None:
     """Fail fast on a broken store; warm caches so the first call does not wait on them."""
     await deps.store.startup_check()
@@ -278,4 +281,3 @@ async def _sweep_forever(deps: Deps) -> None:
         except Exception:
             log.warning("retention sweep failed", exc_info=True)
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
-

@@ -208,7 +208,6 @@ def build_server(deps: Deps) -> MCPServer:
         outcome_code = "cancelled"  # kept when the client hangs up: cancellation passes through the excepts below
         try:
             outcome = await tools.run(call, **kwargs)
-            outcome.structured["operation"] = "edit" if kwargs.get("images") is not None else "generate"
             outcome_code = "ok"
             return image_result(outcome)
         except ImageGenError as err:

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from .catalog import GenerationOptions, check_options
@@ -243,6 +243,7 @@ class ImageTools:
             "provider": route.provider.name,
             "prompt": prompt[:PROMPT_ECHO_CHARS],
             "text": (result.text or None),
+            "operation": metadata["operation"],
         }
         if len(prompt) > PROMPT_ECHO_CHARS:
             structured["prompt_truncated"] = True
@@ -272,7 +273,3 @@ class ImageTools:
                 await asyncio.shield(self.deps.store.delete(item.id))
             except Exception:
                 log.warning("could not delete orphaned output %s; retention will remove it", item.id)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
