@@ -204,6 +204,7 @@ def build_server(deps: Deps) -> MCPServer:
 
     async def run_tool(name: str, ctx: Context, **kwargs: Any) -> CallToolResult:
         call = call_context(ctx)
+        log_fields(caller=call.caller.id)  # every log line of this call names the caller
         started = time.monotonic()
         outcome_code = "cancelled"  # kept when the client hangs up: cancellation passes through the excepts below
         try:
@@ -220,7 +221,6 @@ def build_server(deps: Deps) -> MCPServer:
                 ImageGenError(ErrorCode.INTERNAL, f"internal error; reference {call.request_id}", retryable=True)
             )
         finally:
-            log_fields(caller=call.caller.id)
             fields = current_fields()
             prompt = kwargs.get("prompt") or ""
             prompt_chars = deps.settings.log_prompt_chars

@@ -153,7 +153,7 @@ class ImageTools:
             raise invalid("images must name at least one input image")
         if mask is not None and not edit:
             raise invalid("a mask needs input images")
-        log_fields(model=model_id, caller=call.caller.id)
+        log_fields(model=model_id)
         if not call.caller.may_use(model_id):
             raise ImageGenError(ErrorCode.FORBIDDEN, f"this API key may not use model {model_id!r}")
         limiter = deps.rate_limiter
