@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import email.utils
 import logging
 import re
@@ -13,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import inputs
 from ..errors import ErrorCode, ImageGenError
 from ..fetcher import sniff_image_type
 from .base import Availability, ProducedImage
@@ -232,17 +232,11 @@ def error_fields(body: Any) -> tuple[str | None, str | None, dict[str, Any]]:
     return None, None, {}
 
 
-_B64_CHARS = re.compile(r"\s+")
-
-
 def decode_base64(vendor: str, data: str) -> bytes:
     """Strict base64 (whitespace tolerated); garbage is the upstream's fault."""
     try:
-        try:
-            return base64.b64decode(data, validate=True)  # the common case: no whitespace, no regex pass over MBs
-        except binascii.Error:
-            return base64.b64decode(_B64_CHARS.sub("", data), validate=True)
-    except (binascii.Error, ValueError) as exc:
+        return inputs.decode_base64(data, lenient=False)
+    except ImageGenError as exc:
         raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} returned an image that is not valid base64") from exc
 
 
