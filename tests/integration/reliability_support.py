@@ -263,3 +263,21 @@ def assert_no_leak_in(response: httpx2.Response) -> None:
 
 def error_log_lines(handle: ServerHandle) -> list[dict[str, Any]]:
     return [r for r in log_records(handle) if r.get("severity") in ("ERROR", "CRITICAL")]
+
+
+@contextlib.contextmanager
+def fuzz_target_server() -> Iterator[ServerHandle]:
+    """The server both fuzz suites attack (OpenAI fake upstream, no placeholder, 10 s deadline).
+
+    On the way out it checks the server survived and logged no ERROR line.
+    """
+    from tests.fakes.openai_server import start_fake_openai
+    from tests.support.servers import start_server
+
+    env = openai_env("", IMAGEGEN_ENABLE_PLACEHOLDER="false", IMAGEGEN_REQUEST_DEADLINE_SECONDS="10")
+    with start_fake_openai() as (base_url, _fake):
+        env["IMAGEGEN_OPENAI_BASE_URL"] = base_url
+        with start_server(env) as handle:
+            yield handle
+            assert handle.process.poll() is None, "the server died during fuzzing"
+            assert error_log_lines(handle) == [], error_log_lines(handle)[:3]

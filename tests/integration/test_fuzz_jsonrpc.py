@@ -11,17 +11,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.fakes.openai_server import start_fake_openai
 from tests.integration.reliability_support import (
     MCP_HEADERS,
     TYPED_CODES,
     assert_no_leak_in,
     error_log_lines,
+    fuzz_target_server,
     json_values,
     jsonrpc_messages,
-    openai_env,
 )
-from tests.support.servers import ServerHandle, start_server
+from tests.support.servers import ServerHandle
 
 FUZZ = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 HTTP_TIMEOUT = 20.0
@@ -104,13 +103,8 @@ headers = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerHandle]:
-    env = openai_env("", IMAGEGEN_ENABLE_PLACEHOLDER="false", IMAGEGEN_REQUEST_DEADLINE_SECONDS="10")
-    with start_fake_openai() as (base_url, _fake):
-        env["IMAGEGEN_OPENAI_BASE_URL"] = base_url
-        with start_server(env) as handle:
-            yield handle
-            assert handle.process.poll() is None, "the server died during fuzzing"
-            assert error_log_lines(handle) == [], error_log_lines(handle)[:3]
+    with fuzz_target_server() as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")

@@ -19,17 +19,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.http_fake import make_image
-from tests.fakes.openai_server import start_fake_openai
 from tests.integration.reliability_support import (
     MCP_HEADERS,
     TYPED_CODES,
     assert_no_leak_in,
-    error_log_lines,
+    fuzz_target_server,
     json_values,
     jsonrpc_messages,
-    openai_env,
 )
-from tests.support.servers import ServerHandle, start_server
+from tests.support.servers import ServerHandle
 
 FUZZ = settings(
     max_examples=300,
@@ -123,13 +121,8 @@ edit_arguments = st.one_of(
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerHandle]:
-    env = openai_env("", IMAGEGEN_ENABLE_PLACEHOLDER="false", IMAGEGEN_REQUEST_DEADLINE_SECONDS="10")
-    with start_fake_openai() as (base_url, _fake):
-        env["IMAGEGEN_OPENAI_BASE_URL"] = base_url
-        with start_server(env) as handle:
-            yield handle
-            assert handle.process.poll() is None, "the server died during fuzzing"
-            assert error_log_lines(handle) == [], error_log_lines(handle)[:3]
+    with fuzz_target_server() as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
