@@ -16,9 +16,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
+from .access.hosts import HostPolicy
 from .config import Settings
 from .errors import ErrorCode, ImageGenError
-from .hosts import HostPolicy
 from .logs import bind_request, configure_logging, reset_request, trace_field
 from .storage.base import mime_of_id
 

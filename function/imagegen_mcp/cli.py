@@ -23,8 +23,8 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .access.auth import check_startup
     from .app import create_app
-    from .auth import check_startup
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
@@ -59,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from .auth import Caller
+    from .access.auth import Caller
     from .catalog import GenerationOptions
     from .deps import build_deps
     from .errors import ImageGenError
@@ -138,7 +138,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from .keys import create_api_key, describe_new_key
+    from .access.keys import create_api_key, describe_new_key
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     key, record = create_api_key(args.label, expires_days=args.expires_days, models=models)

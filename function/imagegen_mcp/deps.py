@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, load_catalog
 from .config import PLACEHOLDER_MODEL, Settings
-from .http_clients import HttpClients
 from .providers.base import ImageProvider, ProviderContext
-from .routing import Router
+from .providers.http_clients import HttpClients
+from .providers.routing import Router
 
 if TYPE_CHECKING:
-    from .auth import Authenticator
-    from .fetcher import GuardedFetcher
-    from .ratelimit import RateLimiter
-    from .secret_store import SecretSource
+    from .access.auth import Authenticator
+    from .access.ratelimit import RateLimiter
+    from .images.fetcher import GuardedFetcher
+    from .secrets.base import SecretSource
     from .storage.base import ImageStore
 
 log = logging.getLogger(__name__)
@@ -85,23 +85,23 @@ def build_store(settings: Settings) -> ImageStore:
 
 def build_secrets(settings: Settings) -> SecretSource:
     if settings.secrets == "secret-manager":
-        from .secret_manager import SecretManagerSource
+        from .secrets.secret_manager import SecretManagerSource
 
         return SecretManagerSource(settings)
-    from .secret_store import EnvSecretSource
+    from .secrets.base import EnvSecretSource
 
     return EnvSecretSource.from_settings(settings)
 
 
 def build_auth(settings: Settings, secrets: SecretSource) -> Authenticator:
-    from .auth import build_authenticator
+    from .access.auth import build_authenticator
 
     return build_authenticator(settings, secrets)
 
 
 def build_deps(settings: Settings, **overrides: Any) -> Deps:
     """Wire the backends `settings` asks for; keyword overrides replace a part (tests, benchmarks)."""
-    from .fetcher import GuardedFetcher
+    from .images.fetcher import GuardedFetcher
 
     catalog = overrides.pop("catalog", None) or load_catalog().restricted_to(settings.enabled_models)
     if not settings.placeholder_enabled:
@@ -123,7 +123,7 @@ def build_deps(settings: Settings, **overrides: Any) -> Deps:
     auth = overrides.pop("auth", None) or build_auth(settings, secrets)
     rate_limiter = overrides.pop("rate_limiter", None)
     if rate_limiter is None and settings.rate_limit_per_minute > 0:
-        from .ratelimit import RateLimiter
+        from .access.ratelimit import RateLimiter
 
         rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     if overrides:

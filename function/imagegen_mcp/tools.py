@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 from .catalog import GenerationOptions, check_options
 from .deadline import Deadline
 from .errors import ErrorCode, ImageGenError, invalid
-from .imaging import FinalImage, finalize_output, make_preview
-from .inputs import InputResolver
+from .images.imaging import FinalImage, finalize_output, make_preview
+from .images.inputs import InputResolver
 from .logs import log_fields
 from .providers.base import ImageRequest, InputImage
 from .storage.base import StoredImage
 
 if TYPE_CHECKING:
-    from .auth import Caller
+    from .access.auth import Caller
     from .deps import Deps
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ import logging
 from imagegen_mcp.catalog import GenerationOptions, check_options, load_catalog
 from imagegen_mcp.config import Settings
 from imagegen_mcp.deadline import Deadline
-from imagegen_mcp.fetcher import GuardedFetcher
-from imagegen_mcp.http_clients import HttpClients
+from imagegen_mcp.images.fetcher import GuardedFetcher
 from imagegen_mcp.providers.base import ImageRequest, InputImage, ProviderContext
-from imagegen_mcp.secret_store import EnvSecretSource
+from imagegen_mcp.providers.http_clients import HttpClients
+from imagegen_mcp.secrets.base import EnvSecretSource
 from tests.fakes.http_fake import PUBLIC_HOST, PUBLIC_IP, FakeApi, make_image
 from tests.fakes.ssrf_lab import FakeResolver, RecordingConnector
 

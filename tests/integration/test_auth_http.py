@@ -12,7 +12,7 @@ import mcp
 import pytest
 from mcp.client.streamable_http import streamable_http_client
 
-from imagegen_mcp.keys import KeyRecord, create_api_key
+from imagegen_mcp.access.keys import KeyRecord, create_api_key
 from tests.fakes.google_certs_server import GoogleCertsServer, SigningKey, id_token_claims
 from tests.support.servers import ServerHandle, start_server
 

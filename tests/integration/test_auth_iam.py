@@ -9,10 +9,16 @@ from typing import Any
 
 import pytest
 
-from imagegen_mcp.auth import SIGNATURE_REMOVED, GoogleCerts, IamAuthenticator, build_authenticator, check_startup
+from imagegen_mcp.access.auth import (
+    SIGNATURE_REMOVED,
+    GoogleCerts,
+    IamAuthenticator,
+    build_authenticator,
+    check_startup,
+)
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.secret_store import EnvSecretSource
+from imagegen_mcp.secrets.base import EnvSecretSource
 from tests.fakes.google_certs_server import GoogleCertsServer, SigningKey, id_token_claims
 
 SERVICE_URL = "https://imagegen-abc123-ew.a.run.app"

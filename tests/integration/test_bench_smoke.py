@@ -120,7 +120,7 @@ def test_importers_walks_up_the_importtime_tree() -> None:
 def test_profile_summary_groups_busy_samples(tmp_path: Path) -> None:
     raw = tmp_path / "raw.txt"
     raw.write_text(
-        "run (uvicorn/server.py:1);decode_base64 (imagegen_mcp/providers/http_errors.py:241) 30\n"
+        "run (uvicorn/server.py:1);decode_base64 (imagegen_mcp/providers/upstream_http.py:241) 30\n"
         "run (uvicorn/server.py:1);loads (json/__init__.py:341) 10\n"
     )
     summary = summarize_profile(raw)
@@ -128,5 +128,5 @@ def test_profile_summary_groups_busy_samples(tmp_path: Path) -> None:
     assert summary["by_category_pct"][0] == ["imagegen_mcp", 75.0]
     assert ["json", 25.0] in summary["by_category_pct"]
     assert summary["innermost_imagegen_frame_pct"] == [
-        ["decode_base64 (imagegen_mcp/providers/http_errors.py:241)", 75.0]
+        ["decode_base64 (imagegen_mcp/providers/upstream_http.py:241)", 75.0]
     ]

@@ -12,7 +12,7 @@ import anyio
 import httpx2
 import pytest
 
-from imagegen_mcp.keys import create_api_key
+from imagegen_mcp.access.keys import create_api_key
 from tests.fakes.http_fake import error_reply, make_image
 from tests.fakes.openai_server import DEFAULT_KEY, FakeOpenAI, start_fake_openai
 from tests.integration.reliability_support import (

@@ -11,12 +11,12 @@ import pytest
 from google.oauth2.credentials import Credentials
 
 from imagegen_mcp.config import Settings
-from imagegen_mcp.http_clients import HttpClients
 from imagegen_mcp.providers.base import ImageProvider, ProviderContext
+from imagegen_mcp.providers.http_clients import HttpClients
 from imagegen_mcp.providers.openai_images import OpenAIImagesProvider
 from imagegen_mcp.providers.openrouter import OpenRouterProvider
 from imagegen_mcp.providers.replicate import ReplicateProvider
-from imagegen_mcp.secret_manager import SecretManagerSource
+from imagegen_mcp.secrets.secret_manager import SecretManagerSource
 from tests.fakes import openai_server, openrouter_server, replicate_server
 from tests.fakes.secret_manager_server import start_fake_secret_manager
 from tests.integration.provider_support import assert_secret_absent, request_for, routed_fetcher

@@ -17,7 +17,7 @@ from PIL import Image
 from imagegen_mcp.app import create_app
 from imagegen_mcp.config import Settings
 from imagegen_mcp.deps import build_deps
-from imagegen_mcp.secret_manager import SecretManagerSource
+from imagegen_mcp.secrets.secret_manager import SecretManagerSource
 from tests.fakes.gemini_server import start_fake_gemini
 from tests.fakes.openai_server import start_fake_openai
 from tests.fakes.openrouter_server import start_fake_openrouter

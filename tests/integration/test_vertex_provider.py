@@ -18,10 +18,10 @@ from imagegen_mcp.catalog import GenerationOptions, load_catalog
 from imagegen_mcp.config import Settings
 from imagegen_mcp.deadline import Deadline
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.http_clients import HttpClients
 from imagegen_mcp.providers.base import ImageRequest, InputImage, ProviderContext
+from imagegen_mcp.providers.http_clients import HttpClients
 from imagegen_mcp.providers.vertex import GeminiApiProvider, VertexProvider
-from imagegen_mcp.secret_store import EnvSecretSource
+from imagegen_mcp.secrets.base import EnvSecretSource
 from tests.fakes.gemini_server import (
     FakeGemini,
     error_reply,
@@ -335,10 +335,10 @@ def test_constructing_providers_does_not_import_google_genai() -> None:
     code = (
         "import sys\n"
         "from imagegen_mcp.config import Settings\n"
-        "from imagegen_mcp.http_clients import HttpClients\n"
+        "from imagegen_mcp.providers.http_clients import HttpClients\n"
         "from imagegen_mcp.providers.base import ProviderContext\n"
         "from imagegen_mcp.providers.vertex import GeminiApiProvider, VertexProvider\n"
-        "from imagegen_mcp.secret_store import EnvSecretSource\n"
+        "from imagegen_mcp.secrets.base import EnvSecretSource\n"
         "s = Settings(google_cloud_project='p')\n"
         "ctx = ProviderContext(s, EnvSecretSource({}), HttpClients(s), None)\n"
         "VertexProvider(ctx); GeminiApiProvider(ctx)\n"
@@ -416,10 +416,10 @@ def test_subprocess_env_is_enough_for_vertex(tmp_path: Path) -> None:
         "from imagegen_mcp.catalog import GenerationOptions, load_catalog\n"
         "from imagegen_mcp.config import Settings\n"
         "from imagegen_mcp.deadline import Deadline\n"
-        "from imagegen_mcp.http_clients import HttpClients\n"
+        "from imagegen_mcp.providers.http_clients import HttpClients\n"
         "from imagegen_mcp.providers.base import ImageRequest, ProviderContext\n"
         "from imagegen_mcp.providers.vertex import VertexProvider\n"
-        "from imagegen_mcp.secret_store import EnvSecretSource\n"
+        "from imagegen_mcp.secrets.base import EnvSecretSource\n"
         "async def main():\n"
         "    s = Settings()\n"
         "    p = VertexProvider(ProviderContext(s, EnvSecretSource({}), HttpClients(s), None))\n"

@@ -9,11 +9,9 @@ from typing import Any
 
 import pytest
 
-import imagegen_mcp.keys as keys_module
-from imagegen_mcp.auth import BearerAuthenticator, Caller, build_authenticator
-from imagegen_mcp.config import Settings
-from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.keys import (
+import imagegen_mcp.access.keys as keys_module
+from imagegen_mcp.access.auth import BearerAuthenticator, Caller, build_authenticator
+from imagegen_mcp.access.keys import (
     KeyRecord,
     KeyRing,
     add_record,
@@ -23,7 +21,9 @@ from imagegen_mcp.keys import (
     key_id_of,
     parse_key_file,
 )
-from imagegen_mcp.secret_store import API_KEYS, EnvSecretSource
+from imagegen_mcp.config import Settings
+from imagegen_mcp.errors import ErrorCode, ImageGenError
+from imagegen_mcp.secrets.base import API_KEYS, EnvSecretSource
 
 HOSTS: dict[str, Any] = {"client_host": "203.0.113.9", "server_host": "10.0.0.2"}
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from imagegen_mcp.auth import ANONYMOUS, build_authenticator, check_startup
+from imagegen_mcp.access.auth import ANONYMOUS, build_authenticator, check_startup
+from imagegen_mcp.access.hosts import is_loopback_host
+from imagegen_mcp.access.ratelimit import RateLimiter
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.hosts import is_loopback_host
-from imagegen_mcp.ratelimit import RateLimiter
-from imagegen_mcp.secret_store import EnvSecretSource
+from imagegen_mcp.secrets.base import EnvSecretSource
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import base64
 import pytest
 
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.inputs import decode_base64
-from imagegen_mcp.providers import http_errors
+from imagegen_mcp.images.inputs import decode_base64
+from imagegen_mcp.providers import upstream_http
 
 RAW = bytes(range(256)) * 3
 
@@ -30,7 +30,7 @@ def test_size_is_checked_before_decoding() -> None:
 
 
 def test_upstream_garbage_is_an_upstream_error() -> None:
-    assert http_errors.decode_base64("Vendor", base64.b64encode(RAW).decode() + "\n") == RAW
+    assert upstream_http.decode_base64("Vendor", base64.b64encode(RAW).decode() + "\n") == RAW
     with pytest.raises(ImageGenError) as info:
-        http_errors.decode_base64("Vendor", "not*base64")
+        upstream_http.decode_base64("Vendor", "not*base64")
     assert info.value.code == ErrorCode.UPSTREAM_ERROR and "Vendor" in info.value.message

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imagegen_mcp.errors import ImageGenError
-from imagegen_mcp.imaging import load_input_image, probe_image, sniff_format
+from imagegen_mcp.images.imaging import load_input_image, probe_image, sniff_format
 
 MAX_PIXELS = 50_000_000
 MAX_BYTES = 20 * 1024 * 1024

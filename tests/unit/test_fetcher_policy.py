@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagegen_mcp.errors import ImageGenError
-from imagegen_mcp.fetcher import (
+from imagegen_mcp.images.fetcher import (
     GuardedFetcher,
     HostList,
     embedded_ipv4,

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.imaging import (
+from imagegen_mcp.images.imaging import (
     finalize_output,
     load_input_image,
     make_preview,

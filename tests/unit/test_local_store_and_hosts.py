@@ -8,9 +8,9 @@ import time
 import pytest
 from pydantic import ValidationError
 
+from imagegen_mcp.access.hosts import HostPolicy
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.hosts import HostPolicy
 from imagegen_mcp.storage.local import LocalStore
 
 pytestmark = pytest.mark.anyio

@@ -11,9 +11,9 @@ from ..deadline import Deadline
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..fetcher import GuardedFetcher
-    from ..http_clients import HttpClients
-    from ..secret_store import SecretSource
+    from ..images.fetcher import GuardedFetcher
+    from ..secrets.base import SecretSource
+    from .http_clients import HttpClients
 
 ProgressFn = Callable[[str], Awaitable[None]]
 

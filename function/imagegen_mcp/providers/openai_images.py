@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import secret_store
 from ..deadline import Deadline
 from ..retry import call_with_retries
+from ..secrets import base as secret_names
 from ..storage.base import EXTENSIONS
-from . import http_errors
+from . import upstream_http
 from .base import ImageRequest, InputImage, ProducedImage, ProviderResult
 
 VENDOR = "OpenAI"
@@ -41,19 +41,19 @@ def flexible_size(aspect_ratio: str, tier: str) -> str:
     return f"{w}x{h}"
 
 
-def parse_failure(status: int, body: Any) -> http_errors.UpstreamFailure:
-    message, code, _ = http_errors.error_fields(body)
+def parse_failure(status: int, body: Any) -> upstream_http.UpstreamFailure:
+    message, code, _ = upstream_http.error_fields(body)
     blocked = None
     if code in _BLOCKED_CODES or (status == 400 and message and "safety system" in message.lower()):
         blocked = message or "content policy"
-    return http_errors.UpstreamFailure(message=message, code=code, blocked_reason=blocked)
+    return upstream_http.UpstreamFailure(message=message, code=code, blocked_reason=blocked)
 
 
-class OpenAIImagesProvider(http_errors.KeyedProvider):
+class OpenAIImagesProvider(upstream_http.KeyedProvider):
     """`POST /images/generations` and `POST /images/edits` of the OpenAI API (or a compatible proxy)."""
 
     name = "openai"
-    secret_name = secret_store.OPENAI
+    secret_name = secret_names.OPENAI
     key_label = "OpenAI API key"
     base_url_setting = "openai_base_url"
 
@@ -104,7 +104,7 @@ class OpenAIImagesProvider(http_errors.KeyedProvider):
             payload = {"json": fields}
 
         async def attempt(_: int) -> dict[str, Any]:
-            response = await http_errors.send(
+            response = await upstream_http.send(
                 self._ctx,
                 VENDOR,
                 "POST",
@@ -114,7 +114,7 @@ class OpenAIImagesProvider(http_errors.KeyedProvider):
                 parse_failure=parse_failure,
                 **payload,
             )
-            return http_errors.json_object(VENDOR, response)
+            return upstream_http.json_object(VENDOR, response)
 
         await request.report(f"calling OpenAI {request.upstream_id}")
         body = await call_with_retries(
@@ -141,17 +141,17 @@ class OpenAIImagesProvider(http_errors.KeyedProvider):
     async def _images(self, body: dict[str, Any], key: str, deadline: Deadline) -> list[ProducedImage]:
         data = body.get("data")
         if not isinstance(data, list):
-            raise http_errors.no_image_error(VENDOR)
+            raise upstream_http.no_image_error(VENDOR)
         images: list[ProducedImage] = []
         for item in data:
             if not isinstance(item, dict):
                 continue
             if isinstance(item.get("b64_json"), str) and item["b64_json"]:
-                images.append(http_errors.produced(VENDOR, http_errors.decode_base64(VENDOR, item["b64_json"])))
+                images.append(upstream_http.produced(VENDOR, upstream_http.decode_base64(VENDOR, item["b64_json"])))
             elif isinstance(item.get("url"), str) and item["url"]:
-                images.append(await http_errors.image_from_reference(self._ctx, VENDOR, item["url"], deadline))
+                images.append(await upstream_http.image_from_reference(self._ctx, VENDOR, item["url"], deadline))
         if not images:
-            raise http_errors.no_image_error(VENDOR, secret=key)
+            raise upstream_http.no_image_error(VENDOR, secret=key)
         return images
 
 

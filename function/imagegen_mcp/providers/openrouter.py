@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import secret_store
 from ..deadline import Deadline
 from ..errors import ErrorCode, ImageGenError
 from ..retry import call_with_retries
-from . import http_errors
+from ..secrets import base as secret_names
+from . import upstream_http
 from .base import ImageRequest, ProducedImage, ProviderResult
 
 VENDOR = "OpenRouter"
@@ -17,8 +17,8 @@ VENDOR = "OpenRouter"
 _BLOCKED_FINISH = {"content_filter", "safety", "image_safety", "prohibited_content", "blocklist", "spii", "recitation"}
 
 
-def parse_failure(status: int, body: Any) -> http_errors.UpstreamFailure:
-    message, code, metadata = http_errors.error_fields(body)
+def parse_failure(status: int, body: Any) -> upstream_http.UpstreamFailure:
+    message, code, metadata = upstream_http.error_fields(body)
     blocked = None
     reasons = metadata.get("reasons")
     if isinstance(reasons, list) and reasons:
@@ -26,14 +26,14 @@ def parse_failure(status: int, body: Any) -> http_errors.UpstreamFailure:
         blocked = ", ".join(str(r) for r in reasons)
     elif code in ("moderation", "content_policy_violation", "moderation_blocked"):
         blocked = message or "content policy"
-    return http_errors.UpstreamFailure(message=message, code=code, blocked_reason=blocked)
+    return upstream_http.UpstreamFailure(message=message, code=code, blocked_reason=blocked)
 
 
-class OpenRouterProvider(http_errors.KeyedProvider):
+class OpenRouterProvider(upstream_http.KeyedProvider):
     """`POST /chat/completions` with `modalities` including "image"; n images are n parallel calls."""
 
     name = "openrouter"
-    secret_name = secret_store.OPENROUTER
+    secret_name = secret_names.OPENROUTER
     key_label = "OpenRouter API key"
     base_url_setting = "openrouter_base_url"
 
@@ -48,7 +48,7 @@ class OpenRouterProvider(http_errors.KeyedProvider):
         options = request.options
         content: list[dict[str, Any]] = [{"type": "text", "text": request.prompt}]
         content += [
-            {"type": "image_url", "image_url": {"url": http_errors.data_url(img.data, img.mime_type)}}
+            {"type": "image_url", "image_url": {"url": upstream_http.data_url(img.data, img.mime_type)}}
             for img in request.images
         ]
         modalities = request.model.extra.get("openrouter_modalities") or ["image", "text"]
@@ -76,7 +76,7 @@ class OpenRouterProvider(http_errors.KeyedProvider):
         headers = self._headers()
 
         async def attempt(_: int) -> tuple[list[ProducedImage], str | None]:
-            response = await http_errors.send(
+            response = await upstream_http.send(
                 self._ctx,
                 VENDOR,
                 "POST",
@@ -87,7 +87,7 @@ class OpenRouterProvider(http_errors.KeyedProvider):
                 headers=headers,
                 json=body,
             )
-            return await self._images(http_errors.json_object(VENDOR, response), key, request.deadline)
+            return await self._images(upstream_http.json_object(VENDOR, response), key, request.deadline)
 
         async def one() -> tuple[list[ProducedImage], str | None]:
             return await call_with_retries(
@@ -98,7 +98,7 @@ class OpenRouterProvider(http_errors.KeyedProvider):
             )
 
         await request.report(f"calling OpenRouter {request.upstream_id}")
-        results = await http_errors.gather_all(one for _ in range(request.options.n))
+        results = await upstream_http.gather_all(one for _ in range(request.options.n))
         images = [image for found, _ in results for image in found]
         texts = [text for _, text in results if text]
         return ProviderResult(images=images[: request.options.n], text="\n".join(texts) or None)
@@ -110,10 +110,10 @@ class OpenRouterProvider(http_errors.KeyedProvider):
             # OpenRouter can report an upstream failure inside a 200 answer.
             status = body["error"].get("code") if isinstance(body["error"], dict) else None
             code = status if isinstance(status, int) and 400 <= status < 600 else 502
-            raise http_errors.status_error(VENDOR, code, parse_failure(code, body), None, secret=key)
+            raise upstream_http.status_error(VENDOR, code, parse_failure(code, body), None, secret=key)
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise http_errors.no_image_error(VENDOR)
+            raise upstream_http.no_image_error(VENDOR)
         choice = choices[0]
         message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
         text = message.get("content") if isinstance(message.get("content"), str) else None
@@ -130,12 +130,12 @@ class OpenRouterProvider(http_errors.KeyedProvider):
                 str(choice.get("native_finish_reason") or "").lower(),
             }
             if finish & _BLOCKED_FINISH:
-                reason = http_errors.trim(text or next(iter(finish & _BLOCKED_FINISH)), key)
+                reason = upstream_http.trim(text or next(iter(finish & _BLOCKED_FINISH)), key)
                 raise ImageGenError(
                     ErrorCode.CONTENT_BLOCKED,
                     f"{VENDOR} refused the request: {reason}",
                     details={"upstream": VENDOR, "reason": reason},
                 )
-            raise http_errors.no_image_error(VENDOR, text, secret=key)
-        images = [await http_errors.image_from_reference(self._ctx, VENDOR, ref, deadline) for ref in refs]
+            raise upstream_http.no_image_error(VENDOR, text, secret=key)
+        images = [await upstream_http.image_from_reference(self._ctx, VENDOR, ref, deadline) for ref in refs]
         return images, text

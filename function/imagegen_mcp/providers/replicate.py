@@ -7,11 +7,11 @@ import logging
 import re
 from typing import Any
 
-from .. import secret_store
 from ..deadline import Deadline
 from ..errors import ErrorCode, ImageGenError
 from ..retry import call_with_retries
-from . import http_errors
+from ..secrets import base as secret_names
+from . import upstream_http
 from .base import ImageRequest, ProducedImage, ProviderResult
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,14 @@ _NSFW = re.compile(r"nsfw|sensitive|safety|flagged|E005|moderat", re.IGNORECASE)
 _FORMATS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 
 
-def parse_failure(status: int, body: Any) -> http_errors.UpstreamFailure:
-    message, code, _ = http_errors.error_fields(body)
+def parse_failure(status: int, body: Any) -> upstream_http.UpstreamFailure:
+    message, code, _ = upstream_http.error_fields(body)
     if isinstance(body, dict) and isinstance(body.get("invalid_fields"), list) and body["invalid_fields"]:
         first = body["invalid_fields"][0]
         if isinstance(first, dict) and first.get("description"):
             message = f"{message or 'invalid input'}: {first['description']}"
     blocked = message if message and status in (400, 422) and _NSFW.search(message) else None
-    return http_errors.UpstreamFailure(message=message, code=code, blocked_reason=blocked)
+    return upstream_http.UpstreamFailure(message=message, code=code, blocked_reason=blocked)
 
 
 def poll_delay(poll: int) -> float:
@@ -41,11 +41,11 @@ def poll_delay(poll: int) -> float:
     return min(5.0, 0.5 * (2 ** (poll - 1)))
 
 
-class ReplicateProvider(http_errors.KeyedProvider):
+class ReplicateProvider(upstream_http.KeyedProvider):
     """`POST /models/{owner}/{name}/predictions`, then `GET /predictions/{id}` until done or out of time."""
 
     name = "replicate"
-    secret_name = secret_store.REPLICATE
+    secret_name = secret_names.REPLICATE
     key_label = "Replicate API token"
     base_url_setting = "replicate_base_url"
 
@@ -54,7 +54,7 @@ class ReplicateProvider(http_errors.KeyedProvider):
         options = request.options
         data: dict[str, Any] = {"prompt": request.prompt, "output_format": _FORMATS[options.output_format]}
         if request.images:
-            data["input_images"] = [http_errors.data_url(img.data, img.mime_type) for img in request.images]
+            data["input_images"] = [upstream_http.data_url(img.data, img.mime_type) for img in request.images]
         if options.aspect_ratio:
             data["aspect_ratio"] = options.aspect_ratio
         elif request.images:
@@ -74,7 +74,7 @@ class ReplicateProvider(http_errors.KeyedProvider):
         key = await self._key()
         model_input = self.model_input(request)
         await request.report(f"calling Replicate {request.upstream_id}")
-        outputs = await http_errors.gather_all(
+        outputs = await upstream_http.gather_all(
             (lambda: self._one(request, key, model_input)) for _ in range(request.options.n)
         )
         return ProviderResult(images=[image for images in outputs for image in images][: request.options.n])
@@ -86,7 +86,7 @@ class ReplicateProvider(http_errors.KeyedProvider):
         async def create(_: int) -> dict[str, Any]:
             wait = int(min(MAX_WAIT_SECONDS, deadline.remaining() - 1.0))
             headers = {"Prefer": f"wait={wait}"} if wait >= 1 else {}
-            response = await http_errors.send(
+            response = await upstream_http.send(
                 self._ctx,
                 VENDOR,
                 "POST",
@@ -99,7 +99,7 @@ class ReplicateProvider(http_errors.KeyedProvider):
                 timeout_cap=max(self._ctx.settings.upstream_timeout_seconds, wait + 10.0),
                 json={"input": model_input},
             )
-            return http_errors.json_object(VENDOR, response)
+            return upstream_http.json_object(VENDOR, response)
 
         prediction = await call_with_retries(
             create, deadline=deadline, max_attempts=self._ctx.settings.upstream_max_attempts, what="replicate create"
@@ -135,10 +135,10 @@ class ReplicateProvider(http_errors.KeyedProvider):
             await asyncio.sleep(delay)
 
             async def get(_: int) -> dict[str, Any]:
-                response = await http_errors.send(
+                response = await upstream_http.send(
                     self._ctx, VENDOR, "GET", url, deadline=deadline, secret=key, parse_failure=parse_failure
                 )
-                return http_errors.json_object(VENDOR, response)
+                return upstream_http.json_object(VENDOR, response)
 
             prediction = await call_with_retries(
                 get, deadline=deadline, max_attempts=self._ctx.settings.upstream_max_attempts, what="replicate poll"
@@ -148,7 +148,7 @@ class ReplicateProvider(http_errors.KeyedProvider):
     async def _cancel(self, prediction_id: str, key: str) -> None:
         """Best effort: stop paying for a prediction nobody will collect."""
         try:
-            await http_errors.send(
+            await upstream_http.send(
                 self._ctx,
                 VENDOR,
                 "POST",
@@ -164,7 +164,7 @@ class ReplicateProvider(http_errors.KeyedProvider):
         status = prediction.get("status")
         if status != "succeeded":
             error = prediction.get("error")
-            text = http_errors.trim(str(error), key) if error else f"prediction {status}"
+            text = upstream_http.trim(str(error), key) if error else f"prediction {status}"
             if error and _NSFW.search(str(error)):
                 raise ImageGenError(
                     ErrorCode.CONTENT_BLOCKED,
@@ -181,5 +181,5 @@ class ReplicateProvider(http_errors.KeyedProvider):
         urls = [output] if isinstance(output, str) else output if isinstance(output, list) else []
         refs = [u for u in urls if isinstance(u, str) and u]
         if not refs:
-            raise http_errors.no_image_error(VENDOR)
-        return [await http_errors.image_from_reference(self._ctx, VENDOR, ref, deadline) for ref in refs]
+            raise upstream_http.no_image_error(VENDOR)
+        return [await upstream_http.image_from_reference(self._ctx, VENDOR, ref, deadline) for ref in refs]

@@ -9,9 +9,9 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import secret_store
 from ..errors import ErrorCode, ImageGenError
 from ..retry import call_with_retries
+from ..secrets import base as secret_names
 from .base import Availability, ImageRequest, ProducedImage, ProviderContext, ProviderResult
 
 if TYPE_CHECKING:
@@ -423,19 +423,19 @@ class GeminiApiProvider(_GeminiImageAdapter):
 
     async def availability(self) -> Availability:
         try:
-            key = await self._ctx.secrets.get(secret_store.GEMINI)
+            key = await self._ctx.secrets.get(secret_names.GEMINI)
         except ImageGenError as e:
             return Availability(False, e.message)
         if not key:
-            return Availability(False, f"no Gemini API key ({self._ctx.secrets.describe(secret_store.GEMINI)})")
+            return Availability(False, f"no Gemini API key ({self._ctx.secrets.describe(secret_names.GEMINI)})")
         return Availability(True)
 
     async def _get_client(self) -> Client:
-        key = await self._ctx.secrets.get(secret_store.GEMINI)
+        key = await self._ctx.secrets.get(secret_names.GEMINI)
         if not key:
             raise ImageGenError(
                 ErrorCode.MISCONFIGURED,
-                f"no Gemini API key is configured ({self._ctx.secrets.describe(secret_store.GEMINI)})",
+                f"no Gemini API key is configured ({self._ctx.secrets.describe(secret_names.GEMINI)})",
                 details={"provider": "gemini"},
             )
         async with self._client_lock:
@@ -453,7 +453,7 @@ class GeminiApiProvider(_GeminiImageAdapter):
         return text.replace(self._key, "***") if self._key else text
 
     def _auth_problem(self, status: str, message: str) -> str:
-        where = self._ctx.secrets.describe(secret_store.GEMINI)
+        where = self._ctx.secrets.describe(secret_names.GEMINI)
         return f"the Gemini API rejected our API key ({status}): {message}. Check the key in {where}"
 
     def _model_missing(self, model: str) -> str:

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import inputs
 from ..errors import ErrorCode, ImageGenError
-from ..fetcher import sniff_image_type
+from ..images import inputs
+from ..images.fetcher import sniff_image_type
 from .base import Availability, ProducedImage
 
 if TYPE_CHECKING:
@@ -298,7 +298,7 @@ class KeyedProvider:
     """Base of the adapters whose only configuration is an API key from the SecretSource."""
 
     name: str = ""
-    secret_name: str = ""  # logical name in secret_store (OPENAI, OPENROUTER, REPLICATE)
+    secret_name: str = ""  # logical name in secrets.base (OPENAI, OPENROUTER, REPLICATE)
     key_label: str = ""  # e.g. "OpenAI API key", for operator-facing messages
     base_url_setting: str = ""  # the Settings field holding the API's base URL, e.g. "openai_base_url"
 

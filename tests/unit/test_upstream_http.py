@@ -7,8 +7,8 @@ import email.utils
 import pytest
 
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.providers import http_errors
-from imagegen_mcp.providers.http_errors import UpstreamFailure, parse_retry_after, status_error, trim
+from imagegen_mcp.providers import upstream_http
+from imagegen_mcp.providers.upstream_http import UpstreamFailure, parse_retry_after, status_error, trim
 
 NOW = 1_800_000_000.0
 
@@ -80,26 +80,26 @@ def test_rate_limit_carries_retry_after() -> None:
 def test_trim_redacts_the_key_and_shortens() -> None:
     text = trim("bad key sk-SECRET in\nrequest " + "x" * 500, "sk-SECRET")
     assert "sk-SECRET" not in text and "[redacted]" in text
-    assert "\n" not in text and len(text) == http_errors.MAX_UPSTREAM_MESSAGE
+    assert "\n" not in text and len(text) == upstream_http.MAX_UPSTREAM_MESSAGE
 
 
 def test_error_fields_reads_the_common_envelopes() -> None:
-    assert http_errors.error_fields({"error": {"message": "m", "code": 403, "metadata": {"reasons": ["x"]}}}) == (
+    assert upstream_http.error_fields({"error": {"message": "m", "code": 403, "metadata": {"reasons": ["x"]}}}) == (
         "m",
         "403",
         {"reasons": ["x"]},
     )
-    assert http_errors.error_fields({"detail": "d"}) == ("d", None, {})
-    assert http_errors.error_fields("plain text") == ("plain text", None, {})
-    assert http_errors.error_fields(None) == (None, None, {})
+    assert upstream_http.error_fields({"detail": "d"}) == ("d", None, {})
+    assert upstream_http.error_fields("plain text") == ("plain text", None, {})
+    assert upstream_http.error_fields(None) == (None, None, {})
 
 
 def test_base64_and_image_checks() -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
-    assert http_errors.decode_base64("X", "iVBORw0KGgoAAAAAAAAAAA==\n") == png
+    assert upstream_http.decode_base64("X", "iVBORw0KGgoAAAAAAAAAAA==\n") == png
     with pytest.raises(ImageGenError) as bad:
-        http_errors.decode_base64("X", "not base64!")
+        upstream_http.decode_base64("X", "not base64!")
     assert bad.value.code is ErrorCode.UPSTREAM_ERROR
-    assert http_errors.produced("X", png).mime_type == "image/png"
+    assert upstream_http.produced("X", png).mime_type == "image/png"
     with pytest.raises(ImageGenError):
-        http_errors.produced("X", b"GIF? no")
+        upstream_http.produced("X", b"GIF? no")

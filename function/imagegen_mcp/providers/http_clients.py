@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx2
 
-    from .config import Settings
+    from ..config import Settings
 
 
 class HttpClients:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .errors import ErrorCode, ImageGenError
+from ..errors import ErrorCode, ImageGenError
 
 KEY_PREFIX = "igm_"
 # igm_<key id>_<secret>: the id is readable without the hash (logs, support), the secret is 256 random bits.
@@ -170,7 +170,7 @@ def add_record(document: str | None, record: KeyRecord) -> str:
 def describe_new_key(key: str, record: KeyRecord, *, secret_id: str | None = None) -> str:
     """What `imagegen-mcp keys create` prints: the key once, the record, and how to store it in `secret_id`."""
     if secret_id is None:
-        from .config import Settings
+        from ..config import Settings
 
         secret_id = str(Settings.model_fields["api_keys_secret"].default)
     record_json = json.dumps(record.to_json(), indent=2)

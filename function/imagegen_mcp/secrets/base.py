@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from ..config import Settings
 
 # Logical secret names used by the code; each source maps them to its own names.
 OPENAI = "openai"

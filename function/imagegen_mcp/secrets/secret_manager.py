@@ -10,15 +10,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import secret_store
-from .errors import ErrorCode, ImageGenError
-from .secret_store import EnvSecretSource
+from ..errors import ErrorCode, ImageGenError
+from . import base as secret_names
+from .base import EnvSecretSource
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.cloud.secretmanager import SecretManagerServiceClient
 
-    from .config import Settings
+    from ..config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class _Entry:
 class SecretManagerSource:
     """Reads `projects/<secrets_project>/secrets/<id>/versions/latest` for each logical secret name.
 
-    - An environment variable of the name (`secret_store.ENV_NAMES`, e.g. Cloud Run secret env vars) wins.
+    - An environment variable of the name (`secret_names.ENV_NAMES`, e.g. Cloud Run secret env vars) wins.
     - The first read of a name waits for Secret Manager (concurrent callers share one fetch); after that a
       caller never waits: an expired value is served while one background fetch replaces it.
     - NOT_FOUND → None (the secret is not configured); any other failure or a CRC32C mismatch →
@@ -56,11 +56,11 @@ class SecretManagerSource:
     ) -> None:
         self._settings = settings
         self._ids: dict[str, str] = {
-            secret_store.OPENAI: settings.openai_key_secret,
-            secret_store.OPENROUTER: settings.openrouter_key_secret,
-            secret_store.REPLICATE: settings.replicate_key_secret,
-            secret_store.GEMINI: settings.gemini_key_secret,
-            secret_store.API_KEYS: settings.api_keys_secret,
+            secret_names.OPENAI: settings.openai_key_secret,
+            secret_names.OPENROUTER: settings.openrouter_key_secret,
+            secret_names.REPLICATE: settings.replicate_key_secret,
+            secret_names.GEMINI: settings.gemini_key_secret,
+            secret_names.API_KEYS: settings.api_keys_secret,
         }
         self._env = EnvSecretSource.from_settings(settings, environ)
         self._client = client
@@ -89,7 +89,7 @@ class SecretManagerSource:
         return entry.value
 
     def describe(self, name: str) -> str:
-        env_names = " or ".join(secret_store.ENV_NAMES.get(name, ()))
+        env_names = " or ".join(secret_names.ENV_NAMES.get(name, ()))
         resource = self._resource(name) if name in self._ids else f"(no secret for {name!r})"
         return f"Secret Manager secret {resource}" + (f" (overridden by {env_names} when set)" if env_names else "")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from .catalog import Catalog, ModelSpec, Offer
-from .errors import ErrorCode, ImageGenError
-from .providers.base import Availability, ImageProvider
+from ..catalog import Catalog, ModelSpec, Offer
+from ..errors import ErrorCode, ImageGenError
+from .base import Availability, ImageProvider
 
 
 @dataclass(frozen=True)

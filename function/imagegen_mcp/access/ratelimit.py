@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ErrorCode, ImageGenError
+from ..errors import ErrorCode, ImageGenError
 
 DEFAULT_MAX_BUCKETS = 10_000
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urljoin, urlsplit
 
-from .errors import ErrorCode, ImageGenError
-from .errors import invalid as _invalid
+from ..errors import ErrorCode, ImageGenError
+from ..errors import invalid as _invalid
 from .imaging import FORMAT_MIME, sniff_format
 
 if TYPE_CHECKING:
     import ssl
 
-    from .config import Settings
+    from ..config import Settings
 
 log = logging.getLogger(__name__)
 

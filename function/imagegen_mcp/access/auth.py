@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from .errors import ErrorCode, ImageGenError
+from ..errors import ErrorCode, ImageGenError
+from ..secrets.base import API_KEYS
 from .hosts import is_loopback_host
 from .keys import KeyRing, key_id_of, parse_key_file
-from .secret_store import API_KEYS
 
 if TYPE_CHECKING:
     import httpx2
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-    from .config import Settings
-    from .secret_store import SecretSource
+    from ..config import Settings
+    from ..secrets.base import SecretSource
 
 log = logging.getLogger(__name__)
 

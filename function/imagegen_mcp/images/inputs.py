@@ -8,14 +8,14 @@ import binascii
 import re
 from typing import TYPE_CHECKING
 
-from .errors import ErrorCode, ImageGenError, invalid
+from ..errors import ErrorCode, ImageGenError, invalid
+from ..providers.base import InputImage
 from .imaging import has_alpha, load_input_image
-from .providers.base import InputImage
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from ..config import Settings
+    from ..storage.base import ImageStore
     from .fetcher import GuardedFetcher
-    from .storage.base import ImageStore
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w=.+-]+)*);base64,", re.IGNORECASE)
 _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")

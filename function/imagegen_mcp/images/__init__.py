@@ -1,0 +1,1 @@
+"""Image bytes: input references, the guarded URL fetcher, decoding and encoding."""

@@ -1,0 +1,1 @@
+"""Secret sources behind the `SecretSource` protocol (environment, Secret Manager)."""
