@@ -17,8 +17,9 @@ from .deadline import Deadline
 from .errors import ErrorCode, ImageGenError, invalid
 from .images.imaging import FinalImage, finalize_output, make_preview
 from .images.inputs import InputResolver
+from .images.types import InputImage
 from .logs import log_fields
-from .providers.base import ImageRequest, InputImage
+from .providers.base import ImageRequest
 from .storage.base import StoredImage
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from imagegen_mcp.catalog import GenerationOptions, check_options, load_catalog
 from imagegen_mcp.config import Settings
 from imagegen_mcp.deadline import Deadline
 from imagegen_mcp.images.fetcher import GuardedFetcher
-from imagegen_mcp.providers.base import ImageRequest, InputImage, ProviderContext
+from imagegen_mcp.images.types import InputImage
+from imagegen_mcp.providers.base import ImageRequest, ProviderContext
 from imagegen_mcp.providers.http_clients import HttpClients
 from imagegen_mcp.secrets.base import EnvSecretSource
 from tests.fakes.http_fake import PUBLIC_HOST, PUBLIC_IP, FakeApi, make_image

@@ -18,7 +18,8 @@ from imagegen_mcp.catalog import GenerationOptions, load_catalog
 from imagegen_mcp.config import Settings
 from imagegen_mcp.deadline import Deadline
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.providers.base import ImageRequest, InputImage, ProviderContext
+from imagegen_mcp.images.types import InputImage
+from imagegen_mcp.providers.base import ImageRequest, ProviderContext
 from imagegen_mcp.providers.http_clients import HttpClients
 from imagegen_mcp.providers.vertex import GeminiApiProvider, VertexProvider
 from imagegen_mcp.secrets.base import EnvSecretSource

@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import ErrorCode, ImageGenError, invalid
-from ..providers.base import InputImage
+from .types import InputImage
 
 FORMAT_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 INPUT_FORMATS = frozenset(FORMAT_MIME)  # what callers may send; anything else is refused by its bytes

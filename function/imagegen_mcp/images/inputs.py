@@ -9,8 +9,8 @@ import re
 from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, ImageGenError, invalid
-from ..providers.base import InputImage
 from .imaging import has_alpha, load_input_image
+from .types import InputImage
 
 if TYPE_CHECKING:
     from ..config import Settings

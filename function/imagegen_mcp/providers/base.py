@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..catalog import GenerationOptions, ModelSpec
 from ..deadline import Deadline
+from ..images.types import InputImage
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -16,16 +17,6 @@ if TYPE_CHECKING:
     from .http_clients import HttpClients
 
 ProgressFn = Callable[[str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class InputImage:
-    """A decoded, validated input image (edit reference or mask), as bytes the upstream can take."""
-
-    data: bytes
-    mime_type: str
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)

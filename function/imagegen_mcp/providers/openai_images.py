@@ -6,11 +6,12 @@ import math
 from typing import Any
 
 from ..deadline import Deadline
+from ..images.types import InputImage
 from ..retry import call_with_retries
 from ..secrets import base as secret_names
 from ..storage.base import EXTENSIONS
 from . import upstream_http
-from .base import ImageRequest, InputImage, ProducedImage, ProviderResult
+from .base import ImageRequest, ProducedImage, ProviderResult
 
 VENDOR = "OpenAI"
 

@@ -8,7 +8,8 @@ import io
 import textwrap
 
 from ..errors import ErrorCode, ImageGenError
-from .base import Availability, ImageRequest, InputImage, ProducedImage, ProviderContext, ProviderResult
+from ..images.types import InputImage
+from .base import Availability, ImageRequest, ProducedImage, ProviderContext, ProviderResult
 
 LONG_SIDE = {"1K": 1024, "2K": 2048, "4K": 4096}
 
