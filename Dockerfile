@@ -1,19 +1,23 @@
 # imagegen-mcp: streamable-HTTP MCP server for Cloud Run.
 FROM python:3.11-slim
 
+# The runtime user has no home directory: the embedded local store lives in /tmp (a writable tmpfs on
+# Cloud Run; with IMAGEGEN_STORAGE=gcs it is not used).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    IMAGEGEN_LOCAL_DIR=/tmp/imagegen-mcp/outputs \
     PORT=8080
 
 WORKDIR /app
 
-# Install the distribution from pyproject.toml (dependencies first for layer reuse
-# would need a lock file; the package itself is small).
+# Locked, hashed dependencies first (a layer that changes only with the lock), then the package itself.
+COPY function/requirements.txt ./function/requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r function/requirements.txt
 COPY pyproject.toml README.md ./
 COPY function/ ./function/
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps . \
     && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 
 USER 10001
