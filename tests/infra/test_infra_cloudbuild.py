@@ -112,6 +112,6 @@ def test_deploy_is_tagged_with_no_traffic_then_smoke_tested_then_promoted(pipeli
 def test_dockerfile_runs_uvicorn_as_non_root():
     text = (REPO / "Dockerfile").read_text()
     assert text.startswith("#") and "FROM python:3.11-slim" in text
-    assert "pip install --no-cache-dir ." in text
+    assert "pip install --no-cache-dir --no-deps ." in text  # after the hashed runtime lock
     assert "USER 10001" in text
     assert "uvicorn main:app --app-dir function --host 0.0.0.0 --port" in text and "PORT" in text
