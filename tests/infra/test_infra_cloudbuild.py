@@ -23,6 +23,7 @@ EXPECTED_ORDER = [
     "deploy-no-traffic",
     "smoke-test",
     "shift-traffic",
+    "remove-revision-tags",
 ]
 
 
