@@ -124,6 +124,10 @@ class ImageTools:
                 "providers": [o.provider for o in spec.offers],
                 "available": status.live_provider is not None,
                 "capabilities": spec.capabilities.as_dict(),
+                "origin": spec.origin,
+                "source": spec.source,
+                "checked": spec.checked,
+                "pricing": spec.pricing.as_dict() if spec.pricing else None,
             }
             if status.reason:
                 entry["unavailable_reason"] = status.reason
