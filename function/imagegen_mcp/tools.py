@@ -164,7 +164,7 @@ class ImageTools:
         limiter = deps.rate_limiter
         if limiter is not None:
             limiter.check(call.caller.id)
-        spec = deps.catalog.get(model_id)
+        spec = await deps.router.model(model_id)
         check_options(spec, options, inputs=len(images or ()), mask=mask is not None)
         route = await deps.router.route(model_id)
         log_fields(provider=route.provider.name)
