@@ -98,13 +98,19 @@ class ListingSource(Protocol):
         ...
 
 
-class OpenRouterListing:
-    """`GET {base}/models?output_modalities=image` with the OpenRouter key from the secret source."""
+class _KeyedListing:
+    """A listing read with the provider's API key from the secret source."""
 
-    provider = "openrouter"
+    provider: str
 
     def __init__(self, ctx: ProviderContext) -> None:
         self._ctx = ctx
+
+
+class OpenRouterListing(_KeyedListing):
+    """`GET {base}/models?output_modalities=image` with the OpenRouter key from the secret source."""
+
+    provider = "openrouter"
 
     async def fetch(self) -> list[ModelSpec] | None:
         from .openrouter import VENDOR, parse_failure
@@ -157,13 +163,10 @@ def gemini_spec(model: Any, listing_url: str = GEMINI_LISTING) -> ModelSpec | No
     )
 
 
-class GeminiListing:
+class GeminiListing(_KeyedListing):
     """The Gemini Developer API's models.list through google-genai, with the Gemini key from the secret source."""
 
     provider = "gemini"
-
-    def __init__(self, ctx: ProviderContext) -> None:
-        self._ctx = ctx
 
     async def fetch(self) -> list[ModelSpec] | None:
         from .vertex import _close_client, _make_client
