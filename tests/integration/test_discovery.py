@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from google.oauth2.credentials import Credentials
 from mcp import Client
 
 from imagegen_mcp.app import create_app
@@ -17,10 +18,12 @@ from imagegen_mcp.config import Settings
 from imagegen_mcp.deps import build_deps
 from imagegen_mcp.providers.discovery import ModelDiscovery, OpenRouterListing
 from imagegen_mcp.secrets.base import EnvSecretSource
+from imagegen_mcp.secrets.secret_manager import SecretManagerSource
 from tests.fakes.gemini_server import listed_model as gemini_model
 from tests.fakes.gemini_server import start_fake_gemini
 from tests.fakes.http_fake import error_reply
 from tests.fakes.openrouter_server import DEFAULT_KEY, FakeOpenRouter, listed_model, start_fake_openrouter
+from tests.fakes.secret_manager_server import start_fake_secret_manager
 from tests.integration.provider_support import make_ctx, routed_fetcher
 from tests.support.inthread import serve_in_thread
 
@@ -49,7 +52,7 @@ def openrouter() -> Iterator[FakeOpenRouter]:
 
 
 @contextmanager
-def endpoint(fake: FakeOpenRouter, tmp_path: Any, **settings: Any) -> Iterator[str]:
+def endpoint(fake: FakeOpenRouter, tmp_path: Any, secret_source: Any = None, **settings: Any) -> Iterator[str]:
     values: dict[str, Any] = {
         "_env_file": None,
         "local_dir": tmp_path / "out",
@@ -62,7 +65,8 @@ def endpoint(fake: FakeOpenRouter, tmp_path: Any, **settings: Any) -> Iterator[s
     }
     config = Settings(**values)
     fetcher, _ = routed_fetcher(fake)
-    deps = build_deps(config, secrets=EnvSecretSource({"OPENROUTER_API_KEY": DEFAULT_KEY}), fetcher=fetcher)
+    secrets = secret_source or EnvSecretSource({"OPENROUTER_API_KEY": DEFAULT_KEY})
+    deps = build_deps(config, secrets=secrets, fetcher=fetcher)
     with serve_in_thread(create_app(config, deps)) as base_url:
         yield f"{base_url}/mcp"
 
@@ -107,6 +111,21 @@ async def test_a_model_only_the_listing_names_is_listed_and_called_by_its_own_id
     assert listing.headers["authorization"] == f"Bearer {DEFAULT_KEY}"
     [chat] = [r.json() for r in openrouter.api_requests() if r.path == "/api/v1/chat/completions"]
     assert (chat["model"], chat["modalities"], chat["seed"]) == (NEW_MODEL, ["image"], 7)
+
+
+async def test_the_listing_key_comes_from_secret_manager(openrouter: FakeOpenRouter, tmp_path: Any) -> None:
+    with start_fake_secret_manager({"imagegen-openrouter-api-key": DEFAULT_KEY}) as (sm_url, sm):
+        settings = {"secrets": "secret-manager", "secret_manager_endpoint": sm_url, "secret_project": "test-project"}
+        source = SecretManagerSource(
+            Settings(_env_file=None, **settings), credentials=Credentials(token="t"), environ={}
+        )  # type: ignore[call-arg]
+        with endpoint(openrouter, tmp_path, secret_source=source, **settings) as url:
+            async with Client(url) as client:
+                models = await _models(client)
+        assert sm.access_count("imagegen-openrouter-api-key") > 0
+    assert models[NEW_MODEL]["origin"] == "discovered"
+    [listing] = [r for r in openrouter.api_requests() if r.method == "GET"]
+    assert listing.headers["authorization"] == f"Bearer {DEFAULT_KEY}"
 
 
 async def test_discovery_off_hides_discovered_models(openrouter: FakeOpenRouter, tmp_path: Any) -> None:
