@@ -68,3 +68,15 @@ def test_curated_and_non_enabled_ids_are_hidden() -> None:
 
     discovery = ModelDiscovery([Source()], known=["a/known"], enabled=["b/new", "a/known"])
     assert [m.id for m in asyncio.run(discovery.current())] == ["b/new"]
+
+
+def test_capability_matrix_marks_discovered_entries_and_links_curated_dates() -> None:
+    from imagegen_mcp.catalog import load_catalog
+    from imagegen_mcp.doc_tables import capability_matrix
+
+    found = openrouter_spec(listed_model("acme/new-image"), LISTING)
+    assert found is not None
+    curated = load_catalog().get("openai/gpt-image-2.5-flare")
+    table = capability_matrix([curated, found]).splitlines()
+    assert table[2].startswith(f"| `openai/gpt-image-2.5-flare` | curated | [2026-12-01]({curated.source}) |")
+    assert table[3].startswith("| `acme/new-image` | discovered | – | openrouter |")
