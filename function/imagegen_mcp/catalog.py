@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -53,9 +55,35 @@ class Offer:
     upstream_id: str
 
 
+# Price fields a catalog entry or a discovered model may state, all in USD; a field left out is unknown.
+PRICE_FIELDS = (
+    "per_image",
+    "per_request",
+    "per_input_token",
+    "per_output_token",
+    "per_input_image",
+    "per_input_image_token",
+    "per_output_image_token",
+)
+
+CURATED = "curated"
+DISCOVERED = "discovered"
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Prices as documented (curated) or as a provider's model listing states them (discovered); None = unknown."""
+
+    source: str | None
+    prices: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"currency": "USD", "source": self.source, **{name: self.prices.get(name) for name in PRICE_FIELDS}}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """A catalog entry."""
+    """A catalog entry (curated, from catalog.json) or a model a provider listing named (discovered)."""
 
     id: str
     title: str
@@ -64,6 +92,11 @@ class ModelSpec:
     capabilities: Capabilities
     replaced_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    origin: str = CURATED
+    source: str | None = None
+    checked: str | None = None
+    notes: str | None = None
+    pricing: Pricing | None = None
 
     def offer_for(self, provider: str) -> Offer | None:
         return next((offer for offer in self.offers if offer.provider == provider), None)
@@ -99,7 +132,18 @@ def _model_from_json(raw: dict[str, Any], defaults: dict[str, Any]) -> ModelSpec
         negative_prompt=bool(caps_raw["negative_prompt"]),
         seed=bool(caps_raw["seed"]),
     )
-    known = {"id", "title", "description", "offers", "capabilities", "replaced_by"}
+    known = {
+        "id",
+        "title",
+        "description",
+        "offers",
+        "capabilities",
+        "replaced_by",
+        "source",
+        "checked",
+        "notes",
+        "pricing",
+    }
     return ModelSpec(
         id=raw["id"],
         title=raw["title"],
@@ -108,7 +152,21 @@ def _model_from_json(raw: dict[str, Any], defaults: dict[str, Any]) -> ModelSpec
         capabilities=caps,
         replaced_by=raw.get("replaced_by"),
         extra={k: v for k, v in raw.items() if k not in known},
+        source=raw.get("source"),
+        checked=raw.get("checked"),
+        notes=raw.get("notes"),
+        pricing=_pricing_from_json(raw.get("pricing")),
     )
+
+
+def _pricing_from_json(raw: dict[str, Any] | None) -> Pricing | None:
+    if raw is None:
+        return None
+    unknown = set(raw) - {"source", *PRICE_FIELDS}
+    if unknown:
+        raise ValueError(f"unknown pricing fields {sorted(unknown)}")
+    prices = {k: float(v) for k, v in raw.items() if k in PRICE_FIELDS and v is not None}
+    return Pricing(source=raw.get("source"), prices=prices)
 
 
 class Catalog:
@@ -140,14 +198,35 @@ class Catalog:
             )
         return spec
 
-    def restricted_to(self, ids: list[str]) -> Catalog:
-        """A catalog holding only `ids` (deployment allowlist); unknown ids are a configuration error."""
+    def restricted_to(self, ids: list[str], *, allow_unknown: bool = False) -> Catalog:
+        """A catalog holding only `ids` (deployment allowlist).
+
+        Unknown ids are a configuration error unless `allow_unknown` (live discovery may supply them later).
+        """
         if not ids:
             return self
         unknown = [i for i in ids if i not in self._models]
-        if unknown:
+        if unknown and not allow_unknown:
             raise ValueError(f"IMAGEGEN_ENABLED_MODELS names unknown models: {unknown}")
-        return Catalog([self._models[i] for i in ids], self.default_model)
+        return Catalog([self._models[i] for i in ids if i in self._models], self.default_model)
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def provenance_problems(specs: Iterable[ModelSpec]) -> list[str]:
+    """What is missing from curated entries' provenance: a `source` to check against and the date it was `checked`."""
+    problems = []
+    for spec in specs:
+        if spec.origin != CURATED:
+            continue
+        if not spec.source:
+            problems.append(f"{spec.id}: no source")
+        if not spec.checked or not _DATE.match(spec.checked):
+            problems.append(f"{spec.id}: no checked date (YYYY-MM-DD)")
+        if spec.pricing is not None and spec.pricing.prices and not spec.pricing.source:
+            problems.append(f"{spec.id}: prices without a source")
+    return problems
 
 
 @cache

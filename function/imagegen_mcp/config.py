@@ -109,7 +109,15 @@ class Settings(BaseSettings):
         default_factory=lambda: ["vertex", "gemini", "openai", "openrouter", "replicate"],
         description="Provider preference when a model is offered by several (first live one wins).",
     )
-    enabled_models: CsvList = Field(default_factory=list, description="Restrict the catalog to these ids (empty=all).")
+    enabled_models: CsvList = Field(
+        default_factory=list, description="Restrict the catalog (curated and discovered) to these ids (empty=all)."
+    )
+    discovery: bool = Field(
+        True, description="List image models that OpenRouter's Models API / the Gemini API name and the catalog lacks."
+    )
+    discovery_refresh_seconds: float = Field(
+        3600.0, ge=1, description="Age after which discovered models are re-fetched (in the background)."
+    )
     max_prompt_chars: int = Field(8000, ge=1, le=100_000, description="Longest accepted prompt.")
     max_input_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted input image.")
     max_input_pixels: int = Field(50_000_000, ge=1, description="Most pixels an input image may decode to.")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .catalog import Catalog, load_catalog
 from .config import PLACEHOLDER_MODEL, Settings
 from .providers.base import ImageProvider, ProviderContext
+from .providers.discovery import build_discovery
 from .providers.http_clients import HttpClients
 from .providers.routing import Router
 
@@ -66,7 +67,15 @@ class Deps:
         return preferred
 
     async def aclose(self) -> None:
-        for closer in (*self.providers.values(), self.store, self.secrets, self.http, self.fetcher, self.auth):
+        for closer in (
+            self.router,
+            *self.providers.values(),
+            self.store,
+            self.secrets,
+            self.http,
+            self.fetcher,
+            self.auth,
+        ):
             try:
                 await closer.aclose()
             except Exception:
@@ -103,7 +112,9 @@ def build_deps(settings: Settings, **overrides: Any) -> Deps:
     """Wire the backends `settings` asks for; keyword overrides replace a part (tests, benchmarks)."""
     from .images.fetcher import GuardedFetcher
 
-    catalog = overrides.pop("catalog", None) or load_catalog().restricted_to(settings.enabled_models)
+    catalog = overrides.pop("catalog", None) or load_catalog().restricted_to(
+        settings.enabled_models, allow_unknown=settings.discovery
+    )
     if not settings.placeholder_enabled:
         catalog = Catalog([m for m in catalog if m.id != PLACEHOLDER_MODEL], catalog.default_model)
     secrets = overrides.pop("secrets", None) or build_secrets(settings)
@@ -119,7 +130,8 @@ def build_deps(settings: Settings, **overrides: Any) -> Deps:
             if name in wanted:
                 providers[name] = _load(path)(ctx)
     preference = [*settings.providers, "placeholder"] if settings.placeholder_enabled else list(settings.providers)
-    router = Router(catalog, providers, preference)
+    discovery = build_discovery(ctx, providers, known=load_catalog().ids())
+    router = Router(catalog, providers, preference, discovery)
     auth = overrides.pop("auth", None) or build_auth(settings, secrets)
     rate_limiter = overrides.pop("rate_limiter", None)
     if rate_limiter is None and settings.rate_limit_per_minute > 0:

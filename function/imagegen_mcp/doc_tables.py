@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
-from .catalog import Catalog, load_catalog
+from .catalog import ModelSpec, load_catalog
 from .config import Settings
 
 
@@ -42,22 +43,27 @@ def config_table() -> str:
     return "\n".join(rows)
 
 
-def capability_matrix(catalog: Catalog | None = None) -> str:
-    catalog = catalog or load_catalog()
+def capability_matrix(catalog: Iterable[ModelSpec] | None = None) -> str:
+    """The matrix of `catalog` (default: the shipped one); discovered entries, when given, are marked as such."""
+    specs = list(catalog if catalog is not None else load_catalog())
     rows = [
-        "| model | providers | generate | edit | mask | max n | max inputs | aspect ratios | sizes | "
+        "| model | kind | checked | providers | generate | edit | mask | max n | max inputs | aspect ratios | sizes | "
         "transparent | quality | seed | negative prompt |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def yes(value: bool) -> str:
         return "✓" if value else "–"
 
-    for spec in catalog:
+    for spec in specs:
         c = spec.capabilities
+        checked = "–"
+        if spec.checked:
+            checked = f"[{spec.checked}]({spec.source})" if (spec.source or "").startswith("https://") else spec.checked
         rows.append(
-            f"| `{spec.id}` | {', '.join(o.provider for o in spec.offers)} | {yes(c.generate)} | {yes(c.edit)} | "
-            f"{yes(c.mask)} | {c.max_n} | {c.max_input_images} | {' '.join(c.aspect_ratios)} | "
+            f"| `{spec.id}` | {spec.origin} | {checked} | {', '.join(o.provider for o in spec.offers)} | "
+            f"{yes(c.generate)} | {yes(c.edit)} | "
+            f"{yes(c.mask)} | {c.max_n} | {c.max_input_images} | {' '.join(c.aspect_ratios) or '–'} | "
             f"{' '.join(c.image_sizes) or '–'} | {yes(c.transparent_background)} | {' '.join(c.qualities) or '–'} | "
             f"{yes(c.seed)} | {yes(c.negative_prompt)} |"
         )

@@ -80,6 +80,10 @@ class ModelEntry(BaseModel):
     unavailable_reason: str | None = None
     replaced_by: str | None = None
     capabilities: dict[str, Any]
+    origin: str = Field("curated", description="curated (catalog.json) or discovered (a provider's live model list).")
+    source: str | None = Field(None, description="Documentation (curated) or listing (discovered) the entry rests on.")
+    checked: str | None = Field(None, description="Date a curated entry was last checked against its source.")
+    pricing: dict[str, Any] | None = Field(None, description="USD prices as documented or listed; null fields unknown.")
 
 
 class ModelList(BaseModel):

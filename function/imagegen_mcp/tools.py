@@ -124,6 +124,10 @@ class ImageTools:
                 "providers": [o.provider for o in spec.offers],
                 "available": status.live_provider is not None,
                 "capabilities": spec.capabilities.as_dict(),
+                "origin": spec.origin,
+                "source": spec.source,
+                "checked": spec.checked,
+                "pricing": spec.pricing.as_dict() if spec.pricing else None,
             }
             if status.reason:
                 entry["unavailable_reason"] = status.reason
@@ -160,7 +164,7 @@ class ImageTools:
         limiter = deps.rate_limiter
         if limiter is not None:
             limiter.check(call.caller.id)
-        spec = deps.catalog.get(model_id)
+        spec = await deps.router.model(model_id)
         check_options(spec, options, inputs=len(images or ()), mask=mask is not None)
         route = await deps.router.route(model_id)
         log_fields(provider=route.provider.name)

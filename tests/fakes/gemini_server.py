@@ -197,6 +197,10 @@ class FakeGemini:
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self.closing = threading.Event()
+        # models.list (GET /{version}/models) answers from this list, paged; `list_failures` answers 500 that often.
+        self.listed_models: list[dict[str, Any]] = [dict(m) for m in DEFAULT_LISTED_MODELS]
+        self.list_failures = 0
+        self.list_calls = 0
 
     def script(self, *replies: Reply) -> None:
         """Queue replies, answered in order; once the queue is empty, the default image reply is used."""
@@ -220,6 +224,31 @@ class FakeGemini:
             self._script.clear()
 
 
+def listed_model(
+    name: str, display: str, methods: tuple[str, ...] = ("generateContent", "countTokens")
+) -> dict[str, Any]:
+    """A `Model` resource as models.list returns it (Gemini Developer API wire format)."""
+    return {
+        "name": f"models/{name}",
+        "baseModelId": name,
+        "version": "001",
+        "displayName": display,
+        "description": f"{display} (fake listing)",
+        "inputTokenLimit": 65536,
+        "outputTokenLimit": 32768,
+        "supportedGenerationMethods": list(methods),
+    }
+
+
+DEFAULT_LISTED_MODELS = (
+    listed_model("gemini-3-pro-image", "Gemini 3 Pro Image"),
+    listed_model("gemini-3.1-flash-image", "Gemini 3.1 Flash Image"),
+    listed_model("gemini-3-flash", "Gemini 3 Flash"),
+    listed_model("gemini-embedding-001", "Gemini Embedding", ("embedContent",)),
+)
+_LIST_PATH = re.compile(r"^/(?P<version>v1[a-z0-9]*)/models$")
+
+
 def _handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -239,6 +268,31 @@ def _handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeouts); nothing to answer
+
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            if _LIST_PATH.match(path) is None:
+                self._send(error_reply(404, "NOT_FOUND", f"fake: no route for GET {path}"))
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if headers.get("x-goog-api-key") not in fake.api_keys:
+                self._send(error_reply(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."))
+                return
+            with fake._lock:
+                fake.list_calls += 1
+                failing = fake.list_failures > 0
+                fake.list_failures -= 1 if failing else 0
+                models = list(fake.listed_models)
+            if failing:
+                self._send(error_reply(500, "INTERNAL", "fake: models.list failure"))
+                return
+            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            size = int(params.get("pageSize") or 50)
+            start = int(params.get("pageToken") or 0)
+            body: dict[str, Any] = {"models": models[start : start + size]}
+            if start + size < len(models):
+                body["nextPageToken"] = str(start + size)
+            self._send(Reply(body=body))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -96,6 +96,9 @@ class FakeOpenAI(FakeApi):
                 return error_reply(400, "Missing required parameter: 'image'.", "missing_required_parameter")
         if not params.get("prompt"):
             return error_reply(400, "Missing required parameter: 'prompt'.", "missing_required_parameter")
+        problem = parameter_problem(params)
+        if problem is not None:
+            return error_reply(400, problem, "invalid_value")
         self._count("ok")
         return Reply(json=self.images_body(params))
 
@@ -127,6 +130,39 @@ class FakeOpenAI(FakeApi):
             "size": size if "x" in size else f"{width}x{height}",
             "usage": {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110},
         }
+
+
+# Size and quality rules as documented per model family (see the sources in catalog.json's notes).
+_FIXED_SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
+_BASIC_QUALITIES = {"low", "medium", "high", "auto"}
+_TIERED_QUALITIES = _BASIC_QUALITIES | {"xhigh", "max"}
+
+
+def _flexible(model: str) -> bool:
+    return model.startswith("gpt-image-2")
+
+
+def parameter_problem(params: dict[str, Any]) -> str | None:
+    """What the API would refuse in these parameters (flexible-size rules, per-family qualities), or None."""
+    model = str(params.get("model") or "")
+    size = str(params.get("size") or "auto")
+    quality = str(params.get("quality") or "auto")
+    tiered = model.startswith(("gpt-image-2.5", "gpt-image-2.6"))
+    qualities = _TIERED_QUALITIES if tiered else _BASIC_QUALITIES
+    if quality not in qualities:
+        return f"Invalid value: '{quality}'. Supported values are: {sorted(qualities)}"
+    if not _flexible(model):
+        return None if size in _FIXED_SIZES else f"Invalid size '{size}' for {model}."
+    if size == "auto":
+        return None
+    width, height = (int(v) for v in size.split("x"))
+    if width % 16 or height % 16:
+        return f"Invalid size '{size}': both edges must be multiples of 16."
+    if max(width, height) > 3840 or max(width, height) > 3 * min(width, height):
+        return f"Invalid size '{size}': long edge at most 3840 and at most 3 times the short edge."
+    if not 655_360 <= width * height <= 8_294_400:
+        return f"Invalid size '{size}': between 655,360 and 8,294,400 pixels."
+    return None
 
 
 def start_fake_openai(**options: Any) -> contextlib.AbstractContextManager[tuple[str, FakeOpenAI]]:

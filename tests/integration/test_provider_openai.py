@@ -6,9 +6,11 @@ import email.utils
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
+from imagegen_mcp.catalog import load_catalog
 from imagegen_mcp.errors import ErrorCode, ImageGenError
 from imagegen_mcp.providers.openai_images import OpenAIImagesProvider, flexible_size
 from tests.fakes.http_fake import PUBLIC_IP, Reply, error_reply
@@ -293,5 +295,49 @@ async def test_availability_names_where_the_key_goes(fake: tuple[str, FakeOpenAI
 
 @pytest.mark.anyio
 async def test_retired_gpt_image_1_is_served_by_its_replacement(fake: tuple[str, FakeOpenAI]) -> None:
-    await provider_for(fake).generate(request_for("openai/gpt-image-1", "openai"))
-    assert fake[1].api_requests()[0].json()["model"] == "gpt-image-1.5"
+    # OpenAI: "gpt-image-1 was shut down on October 23, 2026. Use gpt-image-2.5-sunburst or gpt-image-2.5-flare".
+    await provider_for(fake).generate(request_for("openai/gpt-image-1", "openai", aspect_ratio="3:2"))
+    sent = fake[1].api_requests()[0].json()
+    assert sent["model"] == "gpt-image-2.5-flare"
+    assert sent["size"] == "1248x832"  # flexible sizing now, since the replacement takes flexible sizes
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "model",
+    [
+        "openai/gpt-image-2.5-flare",
+        "openai/gpt-image-2.5-flare-2026-09-08",
+        "openai/gpt-image-2.5-sunburst",
+        "openai/gpt-image-2.5-sunburst-2026-09-08",
+        "openai/gpt-image-2.6-flare",
+        "openai/gpt-image-2.6-sunburst",
+    ],
+)
+async def test_gpt_image_2_5_and_2_6_take_every_catalogued_size_and_quality(
+    fake: tuple[str, FakeOpenAI], model: str
+) -> None:
+    """Every aspect ratio × tier × quality the catalog offers reaches the fake, which checks the documented rules."""
+    spec = load_catalog().get(model)
+    caps = spec.capabilities
+    provider = provider_for(fake)
+    for ratio in caps.aspect_ratios:
+        for tier in caps.image_sizes:
+            await provider.generate(request_for(model, "openai", aspect_ratio=ratio, image_size=tier, quality="high"))
+    for quality in caps.qualities:
+        await provider.generate(request_for(model, "openai", quality=quality, background="transparent"))
+    sent = [r.json() for r in fake[1].api_requests()]
+    assert {s["model"] for s in sent} == {spec.offers[0].upstream_id}
+    assert {s.get("quality") for s in sent} >= {"xhigh", "max"}
+    assert fake[1].counts.get("ok") == len(sent)
+
+
+@pytest.mark.anyio
+async def test_fake_refuses_a_quality_the_older_models_do_not_document(fake: tuple[str, FakeOpenAI]) -> None:
+    """The fake's rules can fail: xhigh is a 2.5/2.6 quality, and gpt-image-1.5 gets a 400 for it."""
+    request = request_for("openai/gpt-image-1.5", "openai")  # the catalog itself would refuse xhigh here
+    bad = replace(request, options=replace(request.options, quality="xhigh"))
+    with pytest.raises(ImageGenError) as info:
+        await provider_for(fake).generate(bad)
+    assert info.value.code is ErrorCode.INVALID_ARGUMENT
+    assert "xhigh" in info.value.message

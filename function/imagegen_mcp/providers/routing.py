@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..catalog import Catalog, ModelSpec, Offer
 from ..errors import ErrorCode, ImageGenError
 from .base import Availability, ImageProvider
+
+if TYPE_CHECKING:
+    from .discovery import ModelDiscovery
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,38 @@ class ModelStatus:
 
 
 class Router:
-    """Picks, per model, the first provider in the deployment's preference order that is live."""
+    """Picks, per model, the first provider in the deployment's preference order that is live.
 
-    def __init__(self, catalog: Catalog, providers: dict[str, ImageProvider], preference: list[str]) -> None:
+    Models are the curated catalog's, then those live discovery found (when it is on).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        providers: dict[str, ImageProvider],
+        preference: list[str],
+        discovery: ModelDiscovery | None = None,
+    ) -> None:
         self.catalog = catalog
         self._providers = providers
         self._preference = preference
+        self.discovery = discovery
+
+    async def models(self) -> list[ModelSpec]:
+        """Every model of this deployment: curated first, then discovered."""
+        discovered = await self.discovery.current() if self.discovery is not None else []
+        return [*self.catalog, *discovered]
+
+    async def model(self, model_id: str) -> ModelSpec:
+        """The spec of `model_id`, curated or discovered; not_found (naming the known ids) otherwise."""
+        spec = self.catalog.find(model_id)
+        if spec is None and self.discovery is not None:
+            spec = await self.discovery.find(model_id)
+        return spec if spec is not None else self.catalog.get(model_id)
+
+    async def aclose(self) -> None:
+        if self.discovery is not None:
+            await self.discovery.aclose()
 
     def _ordered_offers(self, spec: ModelSpec) -> list[Offer]:
         rank = {name: i for i, name in enumerate(self._preference)}
@@ -56,7 +86,7 @@ class Router:
     async def status(self) -> list[ModelStatus]:
         avail = await self._availability()
         statuses = []
-        for spec in self.catalog:
+        for spec in await self.models():
             offers = self._ordered_offers(spec)
             per_offer = {o.provider: avail[o.provider] for o in offers}
             live = next((o.provider for o in offers if avail[o.provider].available), None)
@@ -71,7 +101,7 @@ class Router:
         return statuses
 
     async def route(self, model_id: str) -> Route:
-        spec = self.catalog.get(model_id)
+        spec = await self.model(model_id)
         offers = self._ordered_offers(spec)
         reasons: list[str] = []
         for offer in offers:
