@@ -59,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from .access.auth import Caller
+    from .access.caller import Caller
     from .catalog import GenerationOptions
     from .deps import build_deps
     from .errors import ImageGenError
