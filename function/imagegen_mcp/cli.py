@@ -50,8 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level="warning",
         access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips="*" if settings.cloud_run_service else "127.0.0.1",
+        proxy_headers=False,  # the peer must not choose its own address and scheme (docs/security-auth.md)
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         lifespan="on",
     )
@@ -59,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from .access.auth import Caller
+    from .access.caller import Caller
     from .catalog import GenerationOptions
     from .deps import build_deps
     from .errors import ImageGenError

@@ -15,7 +15,7 @@ from .providers.http_clients import HttpClients
 from .providers.routing import Router
 
 if TYPE_CHECKING:
-    from .access.auth import Authenticator
+    from .access.base import Authenticator
     from .access.ratelimit import RateLimiter
     from .images.fetcher import GuardedFetcher
     from .secrets.base import SecretSource

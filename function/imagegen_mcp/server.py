@@ -195,7 +195,7 @@ def build_server(deps: Deps) -> MCPServer:
     tools = ImageTools(deps)
 
     def call_context(ctx: Context) -> CallContext:
-        from .access.auth import Caller
+        from .access.caller import Caller
 
         state = _request_scope_state(ctx)
         caller = state.get("caller") or Caller(id="in-process", kind="none")

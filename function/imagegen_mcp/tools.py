@@ -23,7 +23,7 @@ from .providers.base import ImageRequest
 from .storage.base import StoredImage
 
 if TYPE_CHECKING:
-    from .access.auth import Caller
+    from .access.caller import Caller
     from .deps import Deps
 
 log = logging.getLogger(__name__)

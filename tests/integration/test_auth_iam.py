@@ -9,13 +9,9 @@ from typing import Any
 
 import pytest
 
-from imagegen_mcp.access.auth import (
-    SIGNATURE_REMOVED,
-    GoogleCerts,
-    IamAuthenticator,
-    build_authenticator,
-    check_startup,
-)
+from imagegen_mcp.access.auth import build_authenticator, check_startup
+from imagegen_mcp.access.google_certs import GoogleCerts
+from imagegen_mcp.access.iam import SIGNATURE_REMOVED, IamAuthenticator
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
 from imagegen_mcp.secrets.base import EnvSecretSource
@@ -148,9 +144,10 @@ async def test_unknown_kid_refreshes_once_then_rejects(google: GoogleCertsServer
     now = [1000.0]
     certs = GoogleCerts(google.url, clock=lambda: now[0], min_refresh_seconds=30)
     auth = IamAuthenticator(settings_for(google), certs=certs)
+    before = google.requests  # counted at the fake certs endpoint (module-scoped: other tests use it too)
     try:
         assert await auth.authenticate({"authorization": f"Bearer {key.sign(id_token_claims(SERVICE_URL))}"}, **HOSTS)
-        assert certs.fetches == 1
+        assert google.requests - before == 1
         stranger = SigningKey("kid-unpublished")
         for _ in range(3):  # an attacker spraying unknown kids cannot make us hammer the endpoint
             with pytest.raises(ImageGenError) as info:
@@ -158,7 +155,7 @@ async def test_unknown_kid_refreshes_once_then_rejects(google: GoogleCertsServer
                     {"authorization": f"Bearer {stranger.sign(id_token_claims(SERVICE_URL))}"}, **HOSTS
                 )
             assert info.value.code is ErrorCode.UNAUTHENTICATED
-        assert certs.fetches == 1
+        assert google.requests - before == 1
 
         # Google rotates: a new kid appears; after the pacing interval an unknown kid triggers one refresh.
         rotated = google.publish(SigningKey("kid-rotated"))
@@ -168,7 +165,7 @@ async def test_unknown_kid_refreshes_once_then_rejects(google: GoogleCertsServer
             **HOSTS,
         )
         assert caller.id == "new@example.com"
-        assert certs.fetches == 2
+        assert google.requests - before == 2
     finally:
         google.unpublish("kid-rotated")
         await auth.aclose()
@@ -264,7 +261,9 @@ async def test_token_stripped_by_cloud_run(google: GoogleCertsServer, key: Signi
     assert info.value.code is ErrorCode.MISCONFIGURED
     assert "IMAGEGEN_IAM_CLOUD_RUN_ENFORCED" in info.value.message
     # Declared: Cloud Run checked the signature; the claims are still checked here.
-    trusted = settings_for(google, iam_cloud_run_enforced=True, iam_allowed_domains="example.com")
+    trusted = settings_for(
+        google, iam_cloud_run_enforced=True, iam_allowed_domains="example.com", cloud_run_service="imagegen"
+    )
     assert (await authenticate(IamAuthenticator(trusted), token, "x-serverless-authorization")).id == "dev@example.com"
     other = stripped(key.sign(id_token_claims("https://someone-else.a.run.app", email="dev@example.com")))
     await rejected(IamAuthenticator(trusted), other)

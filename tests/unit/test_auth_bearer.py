@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 import imagegen_mcp.access.keys as keys_module
-from imagegen_mcp.access.auth import BearerAuthenticator, Caller, build_authenticator
+from imagegen_mcp.access.auth import build_authenticator
+from imagegen_mcp.access.bearer import BearerAuthenticator
+from imagegen_mcp.access.caller import Caller
 from imagegen_mcp.access.keys import (
     KeyRecord,
     KeyRing,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagegen_mcp.access.auth import ANONYMOUS, build_authenticator, check_startup
+from imagegen_mcp.access.auth import build_authenticator, check_startup
+from imagegen_mcp.access.caller import ANONYMOUS
 from imagegen_mcp.access.hosts import is_loopback_host
 from imagegen_mcp.access.ratelimit import RateLimiter
 from imagegen_mcp.config import Settings
