@@ -22,6 +22,10 @@ GOOGLE_ISSUER = "https://accounts.google.com"
 # Cloud Run IAM replaces the signature of the ID token it verified with this marker before forwarding.
 SIGNATURE_REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
 CLOCK_SKEW_SECONDS = 60
+# The audience of the ID token `gcloud auth print-identity-token` (and `gcloud run services proxy`) gives a user
+# account: gcloud's own OAuth client. Cloud Run IAM accepts it for its invokers, so behind Cloud Run IAM the app
+# does too; a token whose signature is intact (no Cloud Run in front) must name this service.
+GCLOUD_CLIENT_ID = "32555940559.apps.googleusercontent.com"
 
 
 def iam_audiences(settings: Settings) -> list[str]:
@@ -123,11 +127,12 @@ class IamAuthenticator(BaseAuthenticator):
                     "--no-allow-unauthenticated), or IMAGEGEN_IAM_VERIFY_TOKEN=false",
                 )
             claims = _decode(token, verify=False)
-        elif self._verify:
+            return Caller(self._check_claims(claims, self._audiences | {GCLOUD_CLIENT_ID}), "iam")
+        if self._verify:
             claims = await self._verified_claims(token, header.get("kid"))
         else:
             claims = _decode(token, verify=False)
-        return Caller(self._check_claims(claims), "iam")
+        return Caller(self._check_claims(claims, self._audiences), "iam")
 
     async def _verified_claims(self, token: str, kid: object) -> Mapping[str, Any]:
         pems = await self._certs.for_kid(kid) if isinstance(kid, str) else {}
@@ -143,13 +148,13 @@ class IamAuthenticator(BaseAuthenticator):
         except _DECODE_ERRORS:
             raise self._reject("signature, lifetime or audience") from None
 
-    def _check_claims(self, claims: Mapping[str, Any]) -> str:
+    def _check_claims(self, claims: Mapping[str, Any], audiences: frozenset[str]) -> str:
         """Our policy, for verified tokens and for those Cloud Run verified: every claim is type-checked first."""
         now = time.time()
         issuer, audience = claims.get("iss"), claims.get("aud")
         if not isinstance(issuer, str) or issuer not in self._issuers:
             raise self._reject("issuer")
-        if self._audiences and (not isinstance(audience, str) or audience not in self._audiences):
+        if self._audiences and (not isinstance(audience, str) or audience not in audiences):
             raise self._reject("audience")
         exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
         if exp is None or now > exp + CLOCK_SKEW_SECONDS:
