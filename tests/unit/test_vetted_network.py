@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpcore2
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from imagegen_mcp.errors import ImageGenError
@@ -75,6 +75,9 @@ _PATH = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x2FF, exclude_c
 
 
 @given(st.lists(_LABEL, min_size=2, max_size=4), _PATH, st.sampled_from(["https", "http"]))
+@example(["img", "example"], ".", "https")
+@example(["img", "example"], "a/b/../c/./d/..", "http")
+@example(["img", "example"], "a/%2e%2e/b?x=/../y", "https")
 def test_every_valid_hop_becomes_the_same_request_url(labels: list[str], path: str, scheme: str) -> None:
     host = ".".join(labels)
     try:

@@ -279,6 +279,25 @@ class HostList:
         return bool(self._entries)
 
 
+def remove_dot_segments(path: str) -> str:
+    """An absolute path without its `.` and `..` segments, exactly as httpx2 sends it.
+
+    Like RFC 3986 5.2.4, except that a final dot segment leaves no trailing slash ("/a/b/.." is "/a"):
+    httpx2's rule, mirrored so that the validated target is the requested one.
+    """
+    if "." not in path:
+        return path
+    segments = path.split("/")
+    kept: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if len(kept) > 1:  # never above the root (kept[0] is the "" before the leading slash)
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    return "/".join(kept) or "/"
+
+
 def validate_url(url: str, *, allow_http: HostList, trusted: HostList | None = None) -> Target:
     """Check one URL against the policy (scheme, userinfo, port, host name, IP literal); no DNS here."""
     if not isinstance(url, str) or not url:
@@ -329,7 +348,7 @@ def validate_url(url: str, *, allow_http: HostList, trusted: HostList | None = N
     # A `host:port` entry of either allowlist also admits https on that non-default port.
     if scheme == "https" and port != default_port and not is_trusted and not allow_http.allows(host, port, 443):
         raise _invalid("https URLs must use the default port 443", port=port)
-    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    path = remove_dot_segments(quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~"))
     query = quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
     request_target = path + (f"?{query}" if parts.query else "")
     bracketed = f"[{host}]" if ":" in host else host

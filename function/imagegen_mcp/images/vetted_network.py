@@ -19,7 +19,7 @@ from .url_policy import HostList, IPAddress, Target, parse_answers, parse_ip, ve
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """`await resolver(host, port)` -> the IP address strings `host` resolves to (one lookup per hop)."""
 
-MAX_HEADER_BYTES = 64 * 1024
+_READ_BUFFER = 64 * 1024  # asyncio StreamReader limit
 
 # httpcore2 hands every https connection a context for start_tls; ours never uses it (the connector did TLS),
 # so one bare context spares the certificate-store load httpcore2's default would cost per connection.
@@ -62,9 +62,9 @@ class TcpConnector:
         self, ip: str, port: int, *, tls_hostname: str | None
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if tls_hostname is None:
-            return await asyncio.open_connection(ip, port, limit=MAX_HEADER_BYTES)
+            return await asyncio.open_connection(ip, port, limit=_READ_BUFFER)
         return await asyncio.open_connection(
-            ip, port, ssl=self._context(), server_hostname=tls_hostname, limit=MAX_HEADER_BYTES
+            ip, port, ssl=self._context(), server_hostname=tls_hostname, limit=_READ_BUFFER
         )
 
 
