@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from imagegen_mcp.images.fetcher import TcpConnector
+from imagegen_mcp.images.vetted_network import TcpConnector
 
 # Addresses the fake DNS may hand out for "good" hosts; the connector sends them all to the loopback origin.
 PUBLIC_V4 = "93.184.216.34"

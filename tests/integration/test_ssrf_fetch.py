@@ -11,7 +11,8 @@ import pytest
 
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ImageGenError
-from imagegen_mcp.images.fetcher import GuardedFetcher, system_resolver
+from imagegen_mcp.images.fetcher import GuardedFetcher
+from imagegen_mcp.images.vetted_network import system_resolver
 from tests.fakes.ssrf_lab import (
     GIF,
     JPEG,

@@ -10,13 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagegen_mcp.errors import ImageGenError
-from imagegen_mcp.images.fetcher import (
-    GuardedFetcher,
+from imagegen_mcp.images.fetcher import GuardedFetcher, sniff_image_type
+from imagegen_mcp.images.url_policy import (
     HostList,
     embedded_ipv4,
     is_forbidden_address,
     parse_ipv4_literal,
-    sniff_image_type,
     validate_url,
 )
 
