@@ -39,6 +39,7 @@ def data_url(data: bytes, mime: str) -> str:
 @dataclass(frozen=True)
 class HostileImages:
     webp_7000: str  # ~130 KB of WebP that decodes to 49 MP
+    webp_6000: str  # decodes to 36 MP: fits a 1 GiB instance's decode budget
     webp_4000: str  # ~50 KB of WebP that decodes to 16 MP
     png_26mb: str  # ~20 MB of noise PNG (2600x2600), ~27 MB as a data URL
 
@@ -61,7 +62,7 @@ def hostile() -> HostileImages:
     png = io.BytesIO()
     noise.save(png, "PNG", compress_level=1)
     assert png.tell() > 19_000_000
-    return HostileImages(_webp(7000), _webp(4000), data_url(png.getvalue(), "image/png"))
+    return HostileImages(_webp(7000), _webp(6000), _webp(4000), data_url(png.getvalue(), "image/png"))
 
 
 # Reads phase names from stdin (one per line) while timing GET /healthz every 0.1 s; prints "phase seconds status".
@@ -170,9 +171,12 @@ def run_phases(handle: ServerHandle, watch: Watch, phases: dict[str, Phase]) -> 
     outcomes: dict[str, list[str]] = {name: [] for name in phases}
 
     async def edit(name: str, arguments: dict[str, object]) -> None:
-        async with mcp_client(handle.mcp_url, timeout=120.0) as client:
-            result = await client.call_tool("edit_image", {"prompt": "make it blue", **arguments})
-            outcomes[name].append(outcome(result))
+        try:
+            async with mcp_client(handle.mcp_url, timeout=120.0) as client:
+                result = await client.call_tool("edit_image", {"prompt": "make it blue", **arguments})
+                outcomes[name].append(outcome(result))
+        except Exception as exc:  # the server died or dropped the call: judged below with the measurements
+            outcomes[name].append(f"transport error {type(exc).__name__}")
 
     async def scenario() -> None:
         for name, (calls, arguments) in phases.items():
@@ -181,9 +185,10 @@ def run_phases(handle: ServerHandle, watch: Watch, phases: dict[str, Phase]) -> 
                 for _ in range(calls):
                     group.start_soon(edit, name, arguments)
         watch.enter("after")
-        async with mcp_client(handle.mcp_url) as client:
-            result = await client.call_tool("generate_image", {"prompt": "after", "model": "local/placeholder"})
-            outcomes["after"] = [outcome(result)]
+        if handle.process.poll() is None:
+            async with mcp_client(handle.mcp_url) as client:
+                result = await client.call_tool("generate_image", {"prompt": "after", "model": "local/placeholder"})
+                outcomes["after"] = [outcome(result)]
 
     anyio.run(scenario)
     watch.finish()
@@ -194,13 +199,13 @@ def assert_bounded(watch: Watch, outcomes: dict[str, list[str]]) -> None:
     peaks = {phase: rss >> 20 for phase, rss in watch.peak_rss.items()}
     slowest = {phase: max(times) for phase, times in watch.healthz.items()}
     print(f"outcomes {outcomes}; peak RSS MiB {peaks}; slowest /healthz s {slowest}")
-    assert outcomes.pop("after") == ["ok"]  # the server still serves
+    assert not watch.failures, watch.failures[:5]
+    assert max(peaks.values()) < MEMORY_LIMIT_MB, f"peak RSS {peaks} MiB over {MEMORY_LIMIT_MB} MiB"
+    assert sum(len(times) for times in watch.healthz.values()) >= 20, watch.healthz
+    assert max(slowest.values()) < HEALTHZ_BOUND_SECONDS, f"/healthz took {slowest} s"
+    assert outcomes.pop("after", None) == ["ok"]  # the server still serves
     for name, seen in outcomes.items():  # every hostile call got an image or a typed refusal
         assert seen and set(seen) <= {"ok"} | REFUSALS, (name, seen)
-    assert not watch.failures, watch.failures[:5]
-    assert sum(len(times) for times in watch.healthz.values()) >= 20, watch.healthz
-    assert max(peaks.values()) < MEMORY_LIMIT_MB, f"peak RSS {peaks} MiB over {MEMORY_LIMIT_MB} MiB"
-    assert max(slowest.values()) < HEALTHZ_BOUND_SECONDS, f"/healthz took {slowest} s"
 
 
 def test_hostile_decodes_stay_inside_the_instance_memory(
@@ -213,11 +218,13 @@ def test_hostile_decodes_stay_inside_the_instance_memory(
         {
             "16_webp_7000": (1, {"images": [hostile.webp_7000] * 16, "model": OPENAI_MODEL}),
             "placeholder_n4": (1, {"images": [hostile.webp_7000], "model": "local/placeholder", "n": 4}),
+            "placeholder_n4_36mp": (1, {"images": [hostile.webp_6000], "model": "local/placeholder", "n": 4}),
             "20_webp_4000": (CONCURRENT_EDITS, {"images": [hostile.webp_4000], "model": "local/placeholder"}),
         },
     )
-    assert "ok" in outcomes["20_webp_4000"], outcomes  # bounded, not closed: decodes wait their turn
     assert_bounded(watch, outcomes)
+    # Bounded, not closed: what fits is served (decodes wait their turn).
+    assert outcomes["placeholder_n4_36mp"] == ["ok"] and "ok" in outcomes["20_webp_4000"], outcomes
 
 
 @pytest.mark.xfail(
