@@ -102,6 +102,8 @@ def test_first_come_first_served_and_cancelled_waiters_give_their_place_back() -
         small = asyncio.create_task(take("small", 5))
         await asyncio.sleep(0.02)
         assert order == ["holder"]  # small ones fit but do not jump the queue ahead of "big"
+        async with budget.hold(0, "nothing decoded"):  # holds nothing: never queues behind the waiters
+            order.append("zero")
         cancelled.cancel()
         await asyncio.sleep(0.02)
         release.set()
@@ -109,7 +111,7 @@ def test_first_come_first_served_and_cancelled_waiters_give_their_place_back() -
         assert cancelled.cancelled() and budget.held == 0
         return order
 
-    assert asyncio.run(scenario()) == ["holder", "big", "small"]
+    assert asyncio.run(scenario()) == ["holder", "zero", "big", "small"]
 
 
 def test_the_allowance_counts_inputs_and_outputs_of_one_call() -> None:

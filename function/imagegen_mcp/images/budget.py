@@ -64,7 +64,10 @@ class DecodeBudget:
 
     @contextlib.asynccontextmanager
     async def hold(self, nbytes: int, what: str) -> AsyncIterator[None]:
-        """Hold `nbytes` of the budget for the block."""
+        """Hold `nbytes` of the budget for the block (nothing to hold: no wait)."""
+        if nbytes <= 0:
+            yield
+            return
         await self._acquire(nbytes, what)
         try:
             yield
