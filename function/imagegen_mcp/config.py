@@ -124,6 +124,20 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(120.0, gt=0, description="Timeout of one upstream HTTP attempt.")
     upstream_max_attempts: int = Field(4, ge=1, le=10, description="Attempts per upstream call (retries + 1).")
     preview_max_px: int = Field(512, ge=16, le=512, description="Long side of the optional inline preview.")
+    memory_limit_mb: int = Field(
+        1024,
+        ge=128,
+        description="Memory of one instance (Terraform sets it from the Cloud Run limit); sizes the two below.",
+    )
+    decode_budget_mb: int | None = Field(
+        None, ge=16, description="Decoded-image memory all calls share at once (default: half of memory_limit_mb)."
+    )
+    max_request_pixels: int | None = Field(
+        None, ge=1, description="Decoded pixels one call's inputs and outputs may total (default: decode budget / 4 B)."
+    )
+    decode_wait_seconds: float = Field(
+        10.0, ge=0, le=600, description="How long a decode waits for budget before answering `rate_limited`."
+    )
 
     openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL.")
     openrouter_base_url: str = Field("https://openrouter.ai/api/v1", description="OpenRouter API base URL.")
@@ -193,6 +207,14 @@ class Settings(BaseSettings):
         if self.enable_placeholder is not None:
             return self.enable_placeholder
         return self.storage == "local"
+
+    @property
+    def decode_budget_bytes(self) -> int:
+        return (self.decode_budget_mb or self.memory_limit_mb // 2) * 1024 * 1024
+
+    @property
+    def request_pixel_cap(self) -> int:
+        return self.max_request_pixels or self.decode_budget_bytes // 4
 
     @property
     def secrets_project(self) -> str | None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, load_catalog
 from .config import PLACEHOLDER_MODEL, Settings
+from .images.budget import DecodeBudget, return_large_frees_to_os
 from .providers.base import ImageProvider, ProviderContext
 from .providers.discovery import build_discovery
 from .providers.http_clients import HttpClients
@@ -52,6 +53,7 @@ class Deps:
     providers: dict[str, ImageProvider]
     router: Router
     auth: Authenticator
+    budget: DecodeBudget
     rate_limiter: RateLimiter | None = None
 
     async def effective_default_model(self) -> str:
@@ -121,7 +123,9 @@ def build_deps(settings: Settings, **overrides: Any) -> Deps:
     store = overrides.pop("store", None) or build_store(settings)
     http = overrides.pop("http", None) or HttpClients(settings)
     fetcher = overrides.pop("fetcher", None) or GuardedFetcher.from_settings(settings)
-    ctx = ProviderContext(settings=settings, secrets=secrets, http=http, fetcher=fetcher)
+    budget = overrides.pop("budget", None) or DecodeBudget.from_settings(settings)  # one per process
+    return_large_frees_to_os()
+    ctx = ProviderContext(settings=settings, secrets=secrets, http=http, fetcher=fetcher, budget=budget)
 
     providers: dict[str, ImageProvider] = overrides.pop("providers", None) or {}
     if not providers:
@@ -140,4 +144,4 @@ def build_deps(settings: Settings, **overrides: Any) -> Deps:
         rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     if overrides:
         raise TypeError(f"unknown overrides: {sorted(overrides)}")
-    return Deps(settings, catalog, store, secrets, http, fetcher, providers, router, auth, rate_limiter)
+    return Deps(settings, catalog, store, secrets, http, fetcher, providers, router, auth, budget, rate_limiter)

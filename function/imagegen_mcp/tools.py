@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from .catalog import GenerationOptions, check_options
 from .deadline import Deadline
 from .errors import ErrorCode, ImageGenError, invalid
-from .images.imaging import FinalImage, finalize_output, make_preview
+from .images.budget import PixelAllowance
+from .images.imaging import FinalImage, finalize_cost, finalize_output, make_preview, output_info, preview_cost
 from .images.inputs import InputResolver
 from .images.types import InputImage
 from .logs import log_fields
-from .providers.base import ImageRequest
+from .providers.base import ImageRequest, ProducedImage
 from .storage.base import StoredImage
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class ImageTools:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self.inputs = InputResolver(deps.settings, deps.store, deps.fetcher)
+        self.inputs = InputResolver(deps.settings, deps.store, deps.fetcher, deps.budget)
 
     async def list_models(self) -> dict[str, Any]:
         statuses = await self.deps.router.status()
@@ -171,9 +172,10 @@ class ImageTools:
 
         inputs: list[InputImage] = []
         mask_image: InputImage | None = None
+        allowance = PixelAllowance(settings.request_pixel_cap)
         if edit:
             await progress(f"reading {len(images or ())} input image(s)")
-            inputs, mask_image = await self.inputs.resolve_all(list(images or ()), mask)
+            inputs, mask_image = await self.inputs.resolve_all(list(images or ()), mask, allowance)
 
         request = ImageRequest(
             prompt=prompt,
@@ -200,14 +202,7 @@ class ImageTools:
             raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{spec.id} returned no image")
 
         await progress(f"storing {len(produced)} image(s)")
-        finals = await asyncio.gather(
-            *(
-                asyncio.to_thread(
-                    finalize_output, img.data, output_format=options.output_format, max_pixels=settings.max_input_pixels
-                )
-                for img in produced
-            )
-        )
+        finals = await self._finalize_all(produced, options.output_format, allowance)
         metadata = {
             "model": spec.id,
             "provider": route.provider.name,
@@ -226,7 +221,7 @@ class ImageTools:
             raise
         preview_blob = None
         if preview:
-            preview_blob = await asyncio.to_thread(make_preview, finals[0].data, max_px=settings.preview_max_px)
+            preview_blob = await self._preview(finals[0])
 
         items = []
         for s, link, final in zip(stored, links, finals, strict=True):
@@ -256,6 +251,33 @@ class ImageTools:
         return ImageOutcome(
             structured, [(s, link.url, f) for s, link, f in zip(stored, links, finals, strict=True)], preview_blob
         )
+
+    async def _finalize_all(
+        self, produced: list[ProducedImage], output_format: str, allowance: PixelAllowance
+    ) -> list[FinalImage]:
+        """Headers and the call's pixel cap first; then each image checked/transcoded under the decode budget."""
+        settings, budget = self.deps.settings, self.deps.budget
+        infos = [output_info(img.data, max_pixels=settings.max_input_pixels) for img in produced]
+        for index, info in enumerate(infos):
+            allowance.take(info.width * info.height, f"output image {index + 1}")
+
+        async def one(img: ProducedImage, cost: int) -> FinalImage:
+            async with budget.hold(cost, "an output image"):
+                return await asyncio.to_thread(
+                    finalize_output, img.data, output_format=output_format, max_pixels=settings.max_input_pixels
+                )
+
+        return list(
+            await asyncio.gather(
+                *(one(img, finalize_cost(i, output_format)) for img, i in zip(produced, infos, strict=True))
+            )
+        )
+
+    async def _preview(self, final: FinalImage) -> tuple[bytes, str]:
+        max_px = self.deps.settings.preview_max_px
+        info = output_info(final.data, max_pixels=final.width * final.height)
+        async with self.deps.budget.hold(preview_cost(info, max_px), "the preview"):
+            return await asyncio.to_thread(make_preview, final.data, max_px=max_px)
 
     async def _store_all(self, finals: list[FinalImage], metadata: dict[str, str]) -> list[StoredImage]:
         store = self.deps.store

@@ -283,6 +283,9 @@ def test_service_environment_contract():
     # The documented retention is the lifecycle age: both come from the same variable.
     assert re.search(r"IMAGEGEN_RETENTION_DAYS\s*=\s*tostring\(var\.retention_days\)", text)
     assert re.search(r"IMAGEGEN_REQUEST_DEADLINE_SECONDS\s*=\s*tostring\(var\.request_deadline_seconds\)", text)
+    # The app sizes its decoded-image budget from the instance memory Terraform gives the container.
+    assert re.search(r"IMAGEGEN_MEMORY_LIMIT_MB\s*=\s*tostring\(local\.memory_mb\)", text)
+    assert re.search(r'memory_mb\s*=\s*endswith\(var\.memory, "Gi"\)', text)
 
 
 def test_deadline_stays_below_request_timeout(module):

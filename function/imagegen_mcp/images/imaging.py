@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 from dataclasses import dataclass
 
 from ..errors import ErrorCode, ImageGenError, invalid
@@ -24,6 +25,21 @@ class ImageInfo:
     @property
     def mime_type(self) -> str:
         return FORMAT_MIME[self.format]
+
+
+# Bytes of memory per pixel a decode holds at its peak: Pillow keeps RGB/RGBA frames as 4 bytes a pixel, and its
+# WebP decoder holds libwebp's canvas plus a raw copy besides (measured: ~11.4 B/px for a 7000x7000 WebP).
+FRAME_BYTES_PER_PIXEL = 4
+_DECODER_EXTRA_PER_PIXEL = {"webp": 8, "gif": 1, "png": 0, "jpeg": 0}
+JPEG_CHECK_SCALE = 8  # JPEGs are checked at 1/8 scale (libjpeg's DCT scaling decodes every byte for it)
+
+
+def decode_cost(info: ImageInfo, *, frames: int = 1, draft_scale: int = 1) -> int:
+    """Peak bytes of decoding `info` and holding `frames` full-size copies of it (JPEGs decoded at 1/draft_scale)."""
+    pixels = info.width * info.height
+    if info.format == "jpeg" and draft_scale > 1:
+        pixels = -(-pixels // (draft_scale * draft_scale))
+    return pixels * (FRAME_BYTES_PER_PIXEL * frames + _DECODER_EXTRA_PER_PIXEL[info.format]) + 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,11 +73,26 @@ def _open(data: bytes):  # type: ignore[no-untyped-def]
     return Image.open(io.BytesIO(data), formats=[_PIL_FORMAT[f] for f in INPUT_FORMATS])
 
 
+# Pillow decodes WebP holding the GIL (~9 ms per megapixel, measured): one such decode at a time leaves the event
+# loop (and /healthz) waiting for at most one of them, never for a queue of them.
+_WEBP_DECODE = threading.Lock()
+
+
+def load_frame(img) -> None:  # type: ignore[no-untyped-def]
+    """`img.load()`, with WebP decodes taken one at a time across threads."""
+    if img.format == "WEBP":
+        with _WEBP_DECODE:
+            img.load()
+    else:
+        img.load()
+
+
 def _check_complete(img) -> None:  # type: ignore[no-untyped-def]
     """Decode every byte of pixel data (JPEGs at 1/8 scale) so truncated or corrupt files are refused."""
     if img.format == "JPEG":
-        img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
-    img.load()
+        scale = JPEG_CHECK_SCALE
+        img.draft(img.mode, (max(1, img.width // scale), max(1, img.height // scale)))
+    load_frame(img)
 
 
 def probe_image(data: bytes, *, max_pixels: int) -> ImageInfo:
@@ -88,17 +119,39 @@ def probe_image(data: bytes, *, max_pixels: int) -> ImageInfo:
     return ImageInfo(fmt, width, height, frames)
 
 
-def load_input_image(data: bytes, *, max_pixels: int, max_bytes: int) -> InputImage:
+@dataclass(frozen=True)
+class InputPlan:
+    """What vetting an input will take, known from its header before any pixel is decoded."""
+
+    info: ImageInfo
+    needs_decode: bool  # re-encoded as PNG (GIF, animated, EXIF-rotated) rather than checked and passed through
+
+    @property
+    def cost(self) -> int:
+        """Peak bytes `load_input_image` holds: a 1/8 JPEG check, or the frame, its conversion and the PNG."""
+        if self.needs_decode:
+            return decode_cost(self.info, frames=3)
+        return decode_cost(self.info, draft_scale=JPEG_CHECK_SCALE)
+
+
+def plan_input(data: bytes, *, max_pixels: int, max_bytes: int) -> InputPlan:
+    """Size, format and decode needs of an input image from its header alone (refuses what is never accepted)."""
+    if len(data) > max_bytes:
+        raise invalid(f"input image is {len(data)} bytes; at most {max_bytes} are accepted")
+    info = probe_image(data, max_pixels=max_pixels)
+    needs_decode = info.format == "gif" or info.frames > 1 or _exif_orientation(data, info.format) not in (None, 1)
+    return InputPlan(info, needs_decode)
+
+
+def load_input_image(data: bytes, *, max_pixels: int, max_bytes: int, plan: InputPlan | None = None) -> InputImage:
     """Validate an input image and return bytes an upstream can take.
 
     PNG/JPEG/WebP pass through with metadata stripped; a GIF or an animated image becomes its first frame
     as PNG (deliberately: models take stills); an EXIF-rotated image is turned upright.
     """
-    if len(data) > max_bytes:
-        raise invalid(f"input image is {len(data)} bytes; at most {max_bytes} are accepted")
-    info = probe_image(data, max_pixels=max_pixels)
-    needs_decode = info.format == "gif" or info.frames > 1 or _exif_orientation(data, info.format) not in (None, 1)
-    if not needs_decode:
+    plan = plan or plan_input(data, max_pixels=max_pixels, max_bytes=max_bytes)
+    info = plan.info
+    if not plan.needs_decode:
         try:
             with _open(data) as img:
                 _check_complete(img)
@@ -110,16 +163,18 @@ def load_input_image(data: bytes, *, max_pixels: int, max_bytes: int) -> InputIm
 
         with _open(data) as img:
             img.seek(0)
+            load_frame(img)
             if img.mode in ("P", "LA", "PA"):
-                img = img.convert("RGBA")
+                frame = img.convert("RGBA")
             elif img.mode not in ("RGB", "RGBA", "L"):
-                img = img.convert("RGB")  # e.g. CMYK JPEGs: PNG cannot hold them
+                frame = img.convert("RGB")  # e.g. CMYK JPEGs: PNG cannot hold them
             else:
-                img = img.copy()
-            frame = ImageOps.exif_transpose(img)
+                frame = img  # no copy: exif_transpose below makes the one new frame
+            frame = ImageOps.exif_transpose(frame)
             out = io.BytesIO()
             frame.save(out, format="PNG")
             width, height = frame.size
+            del frame
     except Exception as exc:
         raise invalid(f"the {info.format} image could not be decoded") from exc
     return InputImage(out.getvalue(), "image/png", width, height)
@@ -143,16 +198,33 @@ def _exif_orientation(data: bytes, fmt: str) -> int | None:
 
 def finalize_output(data: bytes, *, output_format: str, max_pixels: int) -> FinalImage:
     """Check an upstream image is real, transcode it to `output_format` if needed, strip its metadata."""
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, "the model returned data that is not an image")
-    try:
-        info = probe_image(data, max_pixels=max_pixels)
-    except ImageGenError as exc:
-        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"the model returned an unusable image: {exc.message}") from exc
+    info = output_info(data, max_pixels=max_pixels)
+    fmt = info.format
     if fmt == output_format:
         return FinalImage(strip_metadata(data, fmt), FORMAT_MIME[fmt], info.width, info.height)
     return FinalImage(transcode(data, output_format), FORMAT_MIME[output_format], info.width, info.height)
+
+
+def output_info(data: bytes, *, max_pixels: int) -> ImageInfo:
+    """Header facts of an upstream image (`upstream_error` when it is none), before anything decodes it."""
+    if sniff_format(data) is None:
+        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, "the model returned data that is not an image")
+    try:
+        return probe_image(data, max_pixels=max_pixels)
+    except ImageGenError as exc:
+        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"the model returned an unusable image: {exc.message}") from exc
+
+
+def finalize_cost(info: ImageInfo, output_format: str) -> int:
+    """Peak bytes `finalize_output` holds: nothing decoded when the format already fits, else frame + copy."""
+    return 0 if info.format == output_format else decode_cost(info, frames=2)
+
+
+def preview_cost(info: ImageInfo, max_px: int) -> int:
+    """Peak bytes `make_preview` holds: a JPEG drafted near the preview size, any other format decoded whole."""
+    scale = max(1, min(info.width, info.height) // max_px) if info.format == "jpeg" else 1
+    frames = 1 if info.format in ("jpeg", "webp") else 2  # palette/grey PNGs and GIFs are converted first
+    return decode_cost(info, frames=frames, draft_scale=min(scale, 8)) + max_px * max_px * FRAME_BYTES_PER_PIXEL * 2
 
 
 def transcode(data: bytes, output_format: str) -> bytes:
@@ -161,6 +233,7 @@ def transcode(data: bytes, output_format: str) -> bytes:
 
     with _open(data) as img:
         img.seek(0)
+        load_frame(img)
         if output_format == "jpeg":
             if img.mode in ("RGBA", "LA", "P", "PA"):
                 rgba = img.convert("RGBA")
@@ -169,7 +242,7 @@ def transcode(data: bytes, output_format: str) -> bytes:
             else:
                 frame = img.convert("RGB")
         else:
-            frame = img.convert("RGBA") if img.mode in ("P", "PA", "LA") else img.copy()
+            frame = img.convert("RGBA") if img.mode in ("P", "PA", "LA") else img  # saved as it is: no copy
         out = io.BytesIO()
         options: dict[str, object] = {"quality": 92} if output_format in ("jpeg", "webp") else {"compress_level": 6}
         frame.save(out, format=_PIL_FORMAT[output_format], **options)
@@ -187,8 +260,11 @@ def make_preview(data: bytes, *, max_px: int, budget_bytes: int = 45 * 1024) -> 
         img.seek(0)
         if img.format == "JPEG":
             img.draft("RGB", (max_px, max_px))
-        frame = img.convert("RGBA") if img.mode not in ("RGB", "RGBA") else img.copy()
-    frame.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+        load_frame(img)
+        # Shrink before any other copy (RGB/RGBA in place), so the decoded frame is the only large one held.
+        frame = img if img.mode in ("RGB", "RGBA") else img.convert("RGBA")
+        frame.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+        frame = frame.copy()  # small now; outlives the closed file
     while True:
         for quality in (70, 55, 40, 25):
             out = io.BytesIO()

@@ -9,7 +9,8 @@ import re
 from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, ImageGenError, invalid
-from .imaging import has_alpha, load_input_image
+from .budget import DecodeBudget, PixelAllowance
+from .imaging import InputPlan, has_alpha, load_input_image, plan_input
 from .types import InputImage
 
 if TYPE_CHECKING:
@@ -26,6 +27,33 @@ def _describe(ref: str) -> str:
     return ref[:60] + ("…" if len(ref) > 60 else "")
 
 
+_CHUNK_CHARS = 1 << 20  # a multiple of 4, so each piece decodes on its own
+_THREAD_CHARS = 256 * 1024  # larger texts are decoded off the event loop
+
+
+def _b64decode_pieces(text: str) -> bytes:
+    """Standard base64 decoded a MiB at a time: the GIL is let go between pieces, so the event loop keeps running.
+
+    Padding inside the text is refused as the whole-text decode would refuse it.
+    """
+    if len(text) <= _CHUNK_CHARS:
+        return base64.b64decode(text, validate=True)
+    pieces = []
+    for start in range(0, len(text), _CHUNK_CHARS):
+        piece = text[start : start + _CHUNK_CHARS]
+        if piece.endswith("=") and start + _CHUNK_CHARS < len(text):
+            raise ValueError("padding inside base64 text")
+        pieces.append(base64.b64decode(piece, validate=True))
+    return b"".join(pieces)
+
+
+async def decode_base64_off_loop(text: str, *, max_bytes: int | None = None) -> bytes:
+    """`decode_base64` for caller inputs, in a worker thread when the text is large (it takes ~5 ms per MB)."""
+    if len(text) <= _THREAD_CHARS:
+        return decode_base64(text, max_bytes=max_bytes)
+    return await asyncio.to_thread(decode_base64, text, max_bytes=max_bytes)
+
+
 def decode_base64(text: str, *, max_bytes: int | None = None, lenient: bool = True) -> bytes:
     """Strict base64, whitespace tolerated, size-checked before decoding; `invalid_argument` otherwise.
 
@@ -37,7 +65,7 @@ def decode_base64(text: str, *, max_bytes: int | None = None, lenient: bool = Tr
             raise invalid(f"input image is larger than {max_bytes} bytes")
     if text.strip():
         try:
-            return base64.b64decode(text, validate=True)
+            return _b64decode_pieces(text)
         except (binascii.Error, ValueError):
             pass
     compact = "".join(text.split())
@@ -55,10 +83,11 @@ def decode_base64(text: str, *, max_bytes: int | None = None, lenient: bool = Tr
 class InputResolver:
     """Resolves references with the store (our outputs, gs://) and the guarded fetcher (URLs)."""
 
-    def __init__(self, settings: Settings, store: ImageStore, fetcher: GuardedFetcher) -> None:
+    def __init__(self, settings: Settings, store: ImageStore, fetcher: GuardedFetcher, budget: DecodeBudget) -> None:
         self._settings = settings
         self._store = store
         self._fetcher = fetcher
+        self._budget = budget
 
     async def raw_bytes(self, ref: str) -> bytes:
         settings = self._settings
@@ -68,7 +97,7 @@ class InputResolver:
         ref = ref.strip()
         match = _DATA_URL.match(ref)
         if match:
-            return decode_base64(ref[match.end() :], max_bytes=limit)
+            return await decode_base64_off_loop(ref[match.end() :], max_bytes=limit)
         if ref.lower().startswith("data:"):
             raise invalid("data URLs must be base64-encoded (data:image/png;base64,...)")
         own_id = self._store.resolve_reference(ref)
@@ -92,22 +121,43 @@ class InputResolver:
                 ErrorCode.NOT_FOUND,
                 f"{_describe(ref)!r} is not the id of an output of this server (and too short to be base64 image data)",
             )
-        return decode_base64(ref, max_bytes=limit)
+        return await decode_base64_off_loop(ref, max_bytes=limit)
 
-    async def resolve(self, ref: str) -> InputImage:
+    async def _plan(self, ref: str) -> tuple[bytes, InputPlan]:
         data = await self.raw_bytes(ref)
         settings = self._settings
-        return await asyncio.to_thread(
-            load_input_image, data, max_pixels=settings.max_input_pixels, max_bytes=settings.max_input_image_bytes
+        plan = await asyncio.to_thread(
+            plan_input, data, max_pixels=settings.max_input_pixels, max_bytes=settings.max_input_image_bytes
         )
+        return data, plan
 
-    async def resolve_all(self, refs: list[str], mask: str | None) -> tuple[list[InputImage], InputImage | None]:
-        """All inputs concurrently; the mask must match the first image's size."""
-        tasks = [self.resolve(r) for r in refs]
-        if mask is not None:
-            tasks.append(self.resolve(mask))
+    async def _vet(self, data: bytes, plan: InputPlan, what: str) -> InputImage:
+        settings = self._settings
+        async with self._budget.hold(plan.cost, what):
+            return await asyncio.to_thread(
+                load_input_image,
+                data,
+                max_pixels=settings.max_input_pixels,
+                max_bytes=settings.max_input_image_bytes,
+                plan=plan,
+            )
+
+    async def resolve_all(
+        self, refs: list[str], mask: str | None, allowance: PixelAllowance
+    ) -> tuple[list[InputImage], InputImage | None]:
+        """All inputs concurrently; headers first (the call's pixel cap), then pixels under the decode budget.
+
+        The mask must match the first image's size.
+        """
+        all_refs = [*refs, *([mask] if mask is not None else [])]
+        names = [f"input image {i + 1}" for i in range(len(refs))] + (["the mask"] if mask is not None else [])
         try:
-            resolved = await asyncio.gather(*tasks)
+            planned = await asyncio.gather(*(self._plan(r) for r in all_refs))
+            for name, (_data, plan) in zip(names, planned, strict=True):
+                allowance.take(plan.info.width * plan.info.height, name)
+            resolved = await asyncio.gather(
+                *(self._vet(data, plan, name) for name, (data, plan) in zip(names, planned, strict=True))
+            )
         except ImageGenError as err:
             if err.code == ErrorCode.INVALID_ARGUMENT:
                 raise invalid(f"input image rejected: {err.message}") from err

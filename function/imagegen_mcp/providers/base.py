@@ -12,6 +12,7 @@ from ..images.types import InputImage
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..images.budget import DecodeBudget
     from ..images.fetcher import GuardedFetcher
     from ..secrets.base import SecretSource
     from .http_clients import HttpClients
@@ -70,6 +71,7 @@ class ProviderContext:
     secrets: SecretSource
     http: HttpClients
     fetcher: GuardedFetcher
+    budget: DecodeBudget | None = None  # decoded-image memory of the process (adapters that decode take from it)
 
 
 @runtime_checkable

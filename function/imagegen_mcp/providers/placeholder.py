@@ -8,6 +8,8 @@ import io
 import textwrap
 
 from ..errors import ErrorCode, ImageGenError
+from ..images.budget import DecodeBudget
+from ..images.imaging import FORMAT_MIME, FRAME_BYTES_PER_PIXEL, ImageInfo, decode_cost, load_frame
 from ..images.types import InputImage
 from .base import Availability, ImageRequest, ProducedImage, ProviderContext, ProviderResult
 
@@ -68,25 +70,70 @@ def render_generation(request: ImageRequest, index: int) -> bytes:
     return out.getvalue()
 
 
-def render_edit(request: ImageRequest, index: int) -> bytes:
-    """The first input image, inverted inside the mask's transparent area (everywhere without a mask), captioned."""
+def edit_size(width: int, height: int, image_size: str | None) -> tuple[int, int]:
+    """An edit's output size: the input's, shrunk (never grown) to the size class's long side, as a model would."""
+    long_side = LONG_SIDE[image_size or "1K"]
+    scale = min(1.0, long_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+RENDER_FRAMES = 7  # output-size frames one render holds at its peak (the prepared source included)
+
+
+def edit_decode_cost(request: ImageRequest) -> int:
+    """Peak bytes of `prepare_edit`: the source (and mask) decoded at full size, plus the two reduced frames."""
+    first = request.images[0]
+    cost = decode_cost(ImageInfo(_format_of(first.mime_type), first.width, first.height, 1))
+    if request.mask is not None:
+        cost += decode_cost(ImageInfo("png", request.mask.width, request.mask.height, 1))
+    width, height = edit_size(first.width, first.height, request.options.image_size)
+    return cost + width * height * FRAME_BYTES_PER_PIXEL * 2
+
+
+def _format_of(mime_type: str) -> str:
+    return next((fmt for fmt, mime in FORMAT_MIME.items() if mime == mime_type), "png")
+
+
+def _reduced(data: bytes, size: tuple[int, int], mode: str):  # type: ignore[no-untyped-def]
+    """`data` decoded (JPEGs drafted near `size`) and shrunk to `size` in `mode`; only one full frame is ever held."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB" if mode == "RGB" else None, size)
+        load_frame(img)
+        if img.size != size:
+            frame = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        else:
+            frame = img.convert(mode)  # a new frame that outlives the closed file
+    return frame if frame.mode == mode else frame.convert(mode)
+
+
+def prepare_edit(request: ImageRequest):  # type: ignore[no-untyped-def]
+    """The source (RGBA) and edit area (L) at the output size, decoded once for all n renders."""
+    from PIL import Image, ImageOps
+
+    first = request.images[0]
+    size = edit_size(first.width, first.height, request.options.image_size)
+    base = _reduced(first.data, size, "RGBA")
+    if request.mask is not None:
+        # OpenAI's convention: fully transparent mask pixels mark the area to edit.
+        edit_area = ImageOps.invert(_reduced(request.mask.data, size, "RGBA").getchannel("A"))
+    else:
+        edit_area = Image.new("L", size, 255)
+    return base, edit_area
+
+
+def render_edit(request: ImageRequest, index: int, prepared=None) -> bytes:  # type: ignore[no-untyped-def]
+    """The first input image, recoloured inside the mask's transparent area (everywhere without a mask), captioned."""
     from PIL import Image, ImageChops, ImageDraw, ImageOps
 
-    source = Image.open(io.BytesIO(request.images[0].data))
-    source.load()
-    base = source.convert("RGBA")
+    base, edit_area = prepared if prepared is not None else prepare_edit(request)
     rgb, alpha = base.convert("RGB"), base.getchannel("A")
     changed = ImageOps.invert(rgb)
     if index:
         changed = ImageChops.offset(changed, index * 17, index * 11)
-    if request.mask is not None:
-        mask_img = Image.open(io.BytesIO(request.mask.data))
-        mask_img.load()
-        # OpenAI's convention: fully transparent mask pixels mark the area to edit.
-        edit_area = ImageOps.invert(mask_img.convert("RGBA").getchannel("A")).resize(base.size)
-    else:
-        edit_area = Image.new("L", base.size, 255)
     result = Image.composite(changed, rgb, edit_area)
+    del changed, rgb
     draw = ImageDraw.Draw(result)
     font_size = max(12, base.width // 32)
     draw.text((8, 8), f"edit: {request.prompt[:80]}", fill=(255, 255, 0), font=_font(font_size))
@@ -106,6 +153,7 @@ class PlaceholderProvider:
 
     def __init__(self, ctx: ProviderContext) -> None:
         self._ctx = ctx
+        self._budget = ctx.budget or DecodeBudget.from_settings(ctx.settings)
 
     async def availability(self) -> Availability:
         return Availability(True)
@@ -116,9 +164,26 @@ class PlaceholderProvider:
             raise ImageGenError(
                 ErrorCode.CONTENT_BLOCKED, "local/placeholder refuses prompts starting with [blocked]", retryable=False
             )
-        render = render_edit if request.is_edit else render_generation
         await request.report(f"rendering {request.options.n} placeholder image(s)")
-        images = await asyncio.gather(*(asyncio.to_thread(render, request, i) for i in range(request.options.n)))
+        budget, n = self._budget, request.options.n
+        prepared = None
+        if request.is_edit:
+            first = request.images[0]
+            size = edit_size(first.width, first.height, request.options.image_size)
+            # Decoded once, at the output size, for all n renders.
+            async with budget.hold(edit_decode_cost(request), "the edit's input image"):
+                prepared = await asyncio.to_thread(prepare_edit, request)
+        else:
+            size = output_size(request.options.aspect_ratio, request.options.image_size)
+        render_cost = size[0] * size[1] * FRAME_BYTES_PER_PIXEL * RENDER_FRAMES
+
+        async def render(index: int) -> bytes:
+            async with budget.hold(render_cost, "a rendered image"):
+                if prepared is not None:
+                    return await asyncio.to_thread(render_edit, request, index, prepared)
+                return await asyncio.to_thread(render_generation, request, index)
+
+        images = await asyncio.gather(*(render(i) for i in range(n)))
         return ProviderResult(
             images=[ProducedImage(data, "image/png") for data in images],
             text="Rendered offline by local/placeholder (not an AI model).",

@@ -3,6 +3,9 @@
 # ---------------------------------------------------------------------------
 
 locals {
+  # The instance memory in MiB ("512Mi" -> 512, "2Gi" -> 2048): the app sizes its decoded-image budget from it.
+  memory_mb = endswith(var.memory, "Gi") ? tonumber(trimsuffix(var.memory, "Gi")) * 1024 : tonumber(trimsuffix(var.memory, "Mi"))
+
   # The app's public configuration contract (see the root README). Secrets are
   # passed as references (secret ids); the app reads their values itself.
   # IMAGEGEN_ALLOWED_HOSTS: revision tag URLs (c-<sha>---<service>-<hash>.<region>.run.app)
@@ -28,6 +31,7 @@ locals {
       IMAGEGEN_ENABLE_PLACEHOLDER       = tostring(var.enable_placeholder)
       IMAGEGEN_REQUEST_DEADLINE_SECONDS = tostring(var.request_deadline_seconds)
       IMAGEGEN_SHUTDOWN_GRACE_SECONDS   = tostring(var.shutdown_grace_seconds)
+      IMAGEGEN_MEMORY_LIMIT_MB          = tostring(local.memory_mb)
       GOOGLE_CLOUD_PROJECT              = var.project_id
       GOOGLE_CLOUD_LOCATION             = var.vertex_location
     },
