@@ -56,6 +56,13 @@ def test_one_request_id_per_response(endpoint: ServerHandle, revision: str) -> N
     assert len(set(seen)) == len(seen)
 
 
+def test_trailing_slash_path_is_the_same_endpoint(endpoint: ServerHandle) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {**ACCEPT, "MCP-Protocol-Version": "2025-11-25"}
+    response = httpx2.post(f"{endpoint.mcp_url}/", content=json.dumps(body), headers=headers, timeout=30)
+    assert response.status_code == 200 and '"result":{}' in response.text.replace(" ", "")
+
+
 def _hang_up_mid_body(endpoint: ServerHandle) -> None:
     host, port = endpoint.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:

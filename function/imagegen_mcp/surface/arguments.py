@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, get_args
 
@@ -70,17 +70,18 @@ def with_generation_options(body: ImageToolBody) -> ImageToolBody:
     own = [p for p in published.parameters.values() if p.name not in shared]
     signature = published.replace(parameters=[*own, *OPTION_PARAMETERS])
 
-    @functools.wraps(body)
     async def tool(**kwargs: Any) -> Any:
         options = GenerationOptions(**{name: kwargs.pop(name) for name in _OPTION_NAMES})
         return await body(options=options, **kwargs)
 
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(tool, attribute, getattr(body, attribute))
+    # The SDK reads parameters through inspect.signature and the Context parameter through get_type_hints.
     tool.__signature__ = signature  # type: ignore[attr-defined]
     tool.__annotations__ = {
         **{p.name: p.annotation for p in signature.parameters.values()},
         "return": signature.return_annotation,
     }
-    del tool.__wrapped__  # type: ignore[attr-defined]  # inspect must read the published signature, not body's
     return tool
 
 
@@ -126,10 +127,30 @@ def _describe(error: Any, accepted: list[str]) -> str:
     return f"{where}: {message}" if message[:1].isupper() else f"{where} {message}"
 
 
+def _json_decoded(model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments sent as JSON inside a string (`"[\"a\"]"` for a list), decoded as the SDK does before it validates."""
+    decoded = dict(arguments)
+    for name, value in arguments.items():
+        field = model.model_fields.get(name)
+        if field is None or not isinstance(value, str) or field.annotation is str:
+            continue
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(parsed, str | int | float):
+            decoded[name] = parsed
+    return decoded
+
+
 def check_arguments(model: type[BaseModel], arguments: object) -> ImageGenError | None:
     """None when `arguments` fit the tool's parameters, else an `invalid_argument` error saying why, readably."""
+    if arguments is None:
+        arguments = {}
+    if isinstance(arguments, dict):
+        arguments = _json_decoded(model, arguments)
     try:
-        model.model_validate(arguments if arguments is not None else {})
+        model.model_validate(arguments)
     except ValidationError as exc:
         accepted = list(model.model_fields)
         problems = [_describe(e, accepted) for e in exc.errors(include_url=False)]
