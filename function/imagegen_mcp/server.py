@@ -50,7 +50,9 @@ def _checked_calls(surface: Surface) -> Callable[[Any, CallNext], Awaitable[Any]
             spec = surface.specs.get(params["name"])
             if spec is None:
                 raise MCPError(INVALID_PARAMS, f"Unknown tool: {clip(params['name'])}")
-            problem = check_arguments(spec.arguments, params.get("arguments"))
+            arguments = params.get("arguments")
+            # Arguments that are not an object are malformed params: the SDK answers those with -32602 itself.
+            problem = check_arguments(spec.arguments, arguments) if isinstance(arguments, dict | None) else None
             if problem is not None:
                 log.info("rejected arguments", extra={"fields": {"tool": spec.name, "reason": problem.message}})
                 return spec.error_result(problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -158,3 +159,17 @@ async def test_a_call_without_a_caller_is_refused(make_settings) -> None:  # typ
     async with Client(build_server(deps, in_process_caller=None)) as client:
         result = await client.call_tool("generate_image", {"prompt": "x"})
     assert result.is_error and result.structured_content["error"]["code"] == "unauthenticated"
+
+
+async def test_a_failed_secret_prefetch_is_logged_with_its_trace(make_settings, caplog) -> None:  # type: ignore[no-untyped-def]
+    from imagegen_mcp.app import _startup
+
+    class FailingSecrets:
+        async def warm(self) -> None:
+            raise RuntimeError("secret backend down")
+
+    deps = dataclasses.replace(build_deps(make_settings()), secrets=FailingSecrets())  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING):
+        await _startup(deps)
+    [record] = [r for r in caplog.records if "prefetch secrets" in r.getMessage()]
+    assert record.exc_info is not None and "secret backend down" in str(record.exc_info[1])

@@ -143,14 +143,10 @@ def _json_decoded(model: type[BaseModel], arguments: dict[str, Any]) -> dict[str
     return decoded
 
 
-def check_arguments(model: type[BaseModel], arguments: object) -> ImageGenError | None:
+def check_arguments(model: type[BaseModel], arguments: dict[str, Any] | None) -> ImageGenError | None:
     """None when `arguments` fit the tool's parameters, else an `invalid_argument` error saying why, readably."""
-    if arguments is None:
-        arguments = {}
-    if isinstance(arguments, dict):
-        arguments = _json_decoded(model, arguments)
     try:
-        model.model_validate(arguments)
+        model.model_validate(_json_decoded(model, arguments or {}))
     except ValidationError as exc:
         accepted = list(model.model_fields)
         problems = [_describe(e, accepted) for e in exc.errors(include_url=False)]
