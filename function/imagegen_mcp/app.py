@@ -7,7 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -40,7 +40,8 @@ def request_headers(scope: Scope) -> dict[str, str]:
     state = scope.setdefault("state", {})
     if "headers" not in state:
         state["headers"] = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    return state["headers"]
+    headers: dict[str, str] = state["headers"]
+    return headers
 
 
 def _base_url(scope: Scope, settings: Settings) -> str:
@@ -74,7 +75,7 @@ class RequestContextMiddleware:
         )
         started = False
 
-        async def send_wrapper(message: dict[str, Any]) -> None:
+        async def send_wrapper(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
@@ -276,8 +277,8 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     app.state.deps = deps
     app.state.mcp_server = mcp_server
     hosts = HostPolicy.from_settings(settings)
-    app.add_middleware(GuardMiddleware, settings=settings, deps=deps, hosts=hosts)  # type: ignore[arg-type]
-    app.add_middleware(RequestContextMiddleware, settings=settings)  # type: ignore[arg-type]
+    app.add_middleware(GuardMiddleware, settings=settings, deps=deps, hosts=hosts)
+    app.add_middleware(RequestContextMiddleware, settings=settings)
     return app
 
 

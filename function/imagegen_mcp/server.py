@@ -6,9 +6,11 @@ A new tool is a new module in surface/ with a `register(surface)` function, adde
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from mcp.server import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult
@@ -37,14 +39,12 @@ INSTRUCTIONS = (
     "expire) and a durable id; pass that id to edit_image to keep editing the same image in later calls."
 )
 
-CallNext = Callable[[Any], Awaitable[Any]]
 
-
-def _checked_calls(surface: Surface) -> Callable[[Any, CallNext], Awaitable[Any]]:
+def _checked_calls(surface: Surface) -> ServerMiddleware[Any]:
     """Middleware: refuse unknown tools/resources as JSON-RPC errors and bad arguments as typed results, up front."""
 
-    async def middleware(ctx: Any, call_next: CallNext) -> Any:
-        params = ctx.params if isinstance(ctx.params, dict) else {}
+    async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        params = ctx.params if isinstance(ctx.params, Mapping) else {}
         spec = None
         if ctx.method == "tools/call" and isinstance(params.get("name"), str):
             spec = surface.specs.get(params["name"])
