@@ -7,13 +7,13 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .access.hosts import HostPolicy
@@ -40,7 +40,8 @@ def request_headers(scope: Scope) -> dict[str, str]:
     state = scope.setdefault("state", {})
     if "headers" not in state:
         state["headers"] = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    return state["headers"]
+    headers: dict[str, str] = state["headers"]
+    return headers
 
 
 def _base_url(scope: Scope, settings: Settings) -> str:
@@ -74,11 +75,13 @@ class RequestContextMiddleware:
         )
         started = False
 
-        async def send_wrapper(message: dict[str, Any]) -> None:
+        async def send_wrapper(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                # A new list: the one in `message` may be shared with other responses (the SDK's SSE headers).
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
             await send(message)
 
         try:
@@ -144,12 +147,7 @@ class GuardMiddleware:
             metadata_url = f"{state_base(scope)}{METADATA_PATH}"
             header = self.deps.auth.www_authenticate(metadata_url, err)
             response = _json_error(401, err.code.value, "authentication required", {"WWW-Authenticate": header})
-        elif err.code == ErrorCode.RATE_LIMITED:
-            retry = str(max(1, round(err.retry_after_seconds or 1)))
-            response = _json_error(429, err.code.value, err.message, {"Retry-After": retry})
-        elif err.code == ErrorCode.FORBIDDEN:
-            response = _json_error(403, err.code.value, err.message)
-        else:
+        else:  # authenticate() raises only unauthenticated or a deployment/upstream problem (misconfigured, ...)
             log.error("refusing request: %s", err.message)
             response = _json_error(503, err.code.value, err.message)
         await response(scope, receive, send)
@@ -163,6 +161,48 @@ def _method_not_allowed() -> Response:
     return _json_error(405, "method_not_allowed", "this stateless endpoint only accepts POST", {"Allow": "POST"})
 
 
+class _McpRoute:
+    """POST /mcp to the SDK once the whole body is in (a client that hangs up earlier is one INFO line); else 405."""
+
+    def __init__(self, sdk_app: ASGIApp, max_body: int) -> None:
+        self.sdk_app = sdk_app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await _method_not_allowed()(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                log.info("client disconnected before sending the whole request", extra={"fields": {"bytes": received}})
+                return
+            if message["type"] != "http.request":
+                continue
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_body:
+                await _json_error(413, ErrorCode.INVALID_ARGUMENT.value, "request body too large")(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        del chunks
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: the client's disconnect, as the SDK expects
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.sdk_app({**scope, "path": MCP_PATH, "raw_path": MCP_PATH.encode()}, replay, send)
+
+
 def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     """The whole HTTP service. No network I/O happens until the lifespan starts."""
     from mcp.server.transport_security import TransportSecuritySettings
@@ -173,25 +213,19 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
 
     configure_logging(settings.log_level)
     deps = deps or build_deps(settings)
-    mcp_server = build_server(deps)
-    # Host/Origin checks are ours (GuardMiddleware, all routes); the SDK's localhost-only check would 421 on run.app.
-    mcp_server.streamable_http_app(
+    mcp_server = build_server(deps, in_process_caller=None)  # every call comes over HTTP, authenticated
+    # The SDK's documented mounting: its streamable-HTTP app serves /mcp and its session manager runs in our
+    # lifespan (a mounted app's own lifespan never runs). Host/Origin checks are ours (GuardMiddleware, all
+    # routes); the SDK's localhost-only check would 421 on run.app.
+    sdk_app = mcp_server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
         stateless_http=True,
         json_response=False,
         max_request_body_size=settings.max_request_bytes,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
     session_manager = mcp_server.session_manager
-
-    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        await session_manager.handle_request(scope, receive, send)
-
-    class _McpRoute:
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["method"] == "POST":
-                await mcp_endpoint(scope, receive, send)
-            else:
-                await _method_not_allowed()(scope, receive, send)
+    mcp_route = _McpRoute(sdk_app, settings.max_request_bytes)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -236,15 +270,15 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
         Route("/files/{image_id}", files, methods=["GET", "HEAD"]),
         Route(METADATA_PATH, resource_metadata, methods=["GET"]),
         Route(f"{METADATA_PATH}{MCP_PATH}", resource_metadata, methods=["GET"]),
-        Route(MCP_PATH, _McpRoute(), methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
-        Route(f"{MCP_PATH}/", _McpRoute(), methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
+        Route(MCP_PATH, mcp_route, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
+        Route(f"{MCP_PATH}/", mcp_route, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.deps = deps
     app.state.mcp_server = mcp_server
     hosts = HostPolicy.from_settings(settings)
-    app.add_middleware(GuardMiddleware, settings=settings, deps=deps, hosts=hosts)  # type: ignore[arg-type]
-    app.add_middleware(RequestContextMiddleware, settings=settings)  # type: ignore[arg-type]
+    app.add_middleware(GuardMiddleware, settings=settings, deps=deps, hosts=hosts)
+    app.add_middleware(RequestContextMiddleware, settings=settings)
     return app
 
 
@@ -256,7 +290,7 @@ async def _startup(deps: Deps) -> None:
         try:
             await warm()
         except Exception:
-            log.warning("could not prefetch secrets at startup; affected models show as unavailable")
+            log.warning("could not prefetch secrets at startup; affected models show as unavailable", exc_info=True)
     log.info(
         "imagegen-mcp ready",
         extra={

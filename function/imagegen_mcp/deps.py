@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, load_catalog
 from .config import PLACEHOLDER_MODEL, Settings
+from .errors import ImageGenError
 from .images.budget import DecodeBudget, return_large_frees_to_os
 from .providers.base import ImageProvider, ProviderContext
 from .providers.discovery import build_discovery
@@ -64,7 +65,7 @@ class Deps:
         if self.settings.placeholder_enabled and self.catalog.find(PLACEHOLDER_MODEL) is not None:
             try:
                 await self.router.route(preferred)
-            except Exception:
+            except ImageGenError:  # not available here (an answer); anything else is a defect and propagates
                 return PLACEHOLDER_MODEL
         return preferred
 

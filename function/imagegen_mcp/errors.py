@@ -1,4 +1,16 @@
-"""The one error type of the service, with stable, public error codes."""
+"""The one error type of the service, with stable, public error codes, and the policy for handling failures.
+
+Policy (every module follows it):
+1. An expected failure is an `ImageGenError` with a public code, raised `from` its cause at the boundary where
+   it is understood (adapters translate vendor exceptions; parsers translate their own).
+2. Handlers catch `Exception`, never `BaseException`: cancellation, timeouts of an enclosing scope and exits
+   always propagate (clean-up that must run on them uses `try/finally` or re-raises).
+3. An `ImageGenError` is an answer: it goes back to the caller as it is. Any other exception is a defect: the
+   boundary that must keep serving (a tool call, an HTTP request, a background loop, a probe of a provider's
+   availability) logs it with its trace (`exc_info`) and answers a masked `internal` error or "unavailable".
+4. Nothing turns a defect into a normal answer silently, and no handler drops the exception info it logs.
+5. Caller-supplied text is never echoed whole into errors or logs: `clip` it.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +69,15 @@ class ImageGenError(Exception):
 
     def __repr__(self) -> str:
         return f"ImageGenError({self.code.value!r}, {self.message!r})"
+
+
+ECHO_CHARS = 64
+
+
+def clip(value: object, limit: int = ECHO_CHARS) -> str:
+    """`value` as text cut to `limit` characters (marked with …), for echoing caller input into errors and logs."""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 def invalid(message: str, **details: Any) -> ImageGenError:

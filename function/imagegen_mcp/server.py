@@ -1,34 +1,37 @@
-"""build_server(deps): the MCP surface — tools, the models resource and the prompts, with their schemas."""
+"""build_server(deps, *, in_process_caller): the MCP server spine — registers the tool modules, checks calls.
+
+A new tool is a new module in surface/ with a `register(surface)` function, added to TOOL_MODULES.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import re
-import time
-import uuid
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
+from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from mcp.types import INVALID_PARAMS, CallToolResult
+from pydantic import ValidationError
 
 from . import __version__
-from .catalog import GenerationOptions
-from .deps import Deps
-from .errors import ErrorCode, ImageGenError
-from .logs import current_fields, log_fields
-from .tools import CallContext, ImageOutcome, ImageTools
+from .errors import ErrorCode, ImageGenError, clip
+from .surface import images, models, prompts
+from .surface.arguments import check_arguments
+from .surface.framing import Surface
+from .tools import ImageTools
+
+if TYPE_CHECKING:
+    from .access.auth import Caller
+    from .deps import Deps
 
 log = logging.getLogger("imagegen_mcp.calls")
 
-AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
-ImageSize = Literal["1K", "2K", "4K"]
-Quality = Literal["low", "medium", "high", "auto"]
-Background = Literal["transparent", "opaque", "auto"]
-OutputFormat = Literal["png", "jpeg", "webp"]
+# The 2025-06-18 and 2025-11-25 specifications: unknown tool -> -32602 (INVALID_PARAMS), unknown resource -> -32002.
+RESOURCE_NOT_FOUND = -32002
+TOOL_MODULES: tuple[Callable[[Surface], None], ...] = (images.register, models.register, prompts.register)
 
 INSTRUCTIONS = (
     "Generate and edit images. Call list_models to see which models this deployment offers and what each "
@@ -37,153 +40,52 @@ INSTRUCTIONS = (
 )
 
 
-# --- output schemas ------------------------------------------------------------------------------------------
-class ImageItem(BaseModel):
-    id: str = Field(description="Durable id of this output; pass it to edit_image to edit it again.")
-    url: str = Field(description="Signed, expiring HTTPS link to the image bytes.")
-    uri: str = Field(description="Durable storage URI (gs://... or file://...).")
-    mime_type: str
-    width: int
-    height: int
-    size_bytes: int
-    expires_at: str = Field(description="When `url` stops working (RFC 3339, UTC).")
+def _checked_calls(surface: Surface) -> ServerMiddleware[Any]:
+    """Middleware: refuse unknown tools/resources as JSON-RPC errors and bad arguments as typed results, up front."""
 
-
-class ErrorBody(BaseModel):
-    code: str = Field(description="Stable error code, e.g. invalid_argument, content_blocked, rate_limited.")
-    message: str
-    retryable: bool
-    retry_after_seconds: float | None = None
-    details: dict[str, Any] | None = None
-
-
-class ImageResult(BaseModel):
-    """Result of generate_image / edit_image."""
-
-    images: list[ImageItem] = Field(default_factory=list)
-    model: str | None = None
-    provider: str | None = None
-    prompt: str | None = None
-    prompt_truncated: bool | None = None
-    text: str | None = Field(None, description="Any text the model returned alongside the images.")
-    operation: Literal["generate", "edit"] | None = None
-    error: ErrorBody | None = None
-
-
-class ModelEntry(BaseModel):
-    id: str
-    title: str
-    description: str
-    provider: str | None = Field(description="Provider serving this model in this deployment (null: unavailable).")
-    providers: list[str]
-    available: bool
-    unavailable_reason: str | None = None
-    replaced_by: str | None = None
-    capabilities: dict[str, Any]
-    origin: str = Field("curated", description="curated (catalog.json) or discovered (a provider's live model list).")
-    source: str | None = Field(None, description="Documentation (curated) or listing (discovered) the entry rests on.")
-    checked: str | None = Field(None, description="Date a curated entry was last checked against its source.")
-    pricing: dict[str, Any] | None = Field(None, description="USD prices as documented or listed; null fields unknown.")
-
-
-class ModelList(BaseModel):
-    default_model: str
-    models: list[ModelEntry]
-
-
-# --- result framing ------------------------------------------------------------------------------------------
-def error_result(err: ImageGenError) -> CallToolResult:
-    body = err.to_dict()
-    return CallToolResult(
-        content=[TextContent(type="text", text=f"{err.code.value}: {err.message}")],
-        structured_content={"images": [], "error": body},
-        is_error=True,
-    )
-
-
-def image_result(outcome: ImageOutcome) -> CallToolResult:
-    structured = outcome.structured
-    count = len(outcome.images)
-    summary = (
-        f"{'Edited' if structured.get('operation') == 'edit' else 'Generated'} {count} image(s) with "
-        f"{structured['model']}; ids: {', '.join(s.id for s, _, _ in outcome.images)}."
-    )
-    content: list[Any] = [TextContent(type="text", text=summary)]
-    for stored, url, final in outcome.images:
-        content.append(
-            ResourceLink(
-                type="resource_link", uri=url, name=stored.id, mime_type=final.mime_type, size=stored.size_bytes
-            )
-        )
-    if outcome.preview is not None:
-        data, mime = outcome.preview
-        content.append(ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime))
-    return CallToolResult(content=content, structured_content=structured)
-
-
-OPTION_FIELDS = dict(
-    model=Field(description="Model id from list_models; omit for the deployment's default."),
-    n=Field(ge=1, le=4, description="How many images (1-4; the model's max_n applies)."),
-    aspect_ratio=Field(description="Aspect ratio, e.g. 1:1, 3:2, 16:9 (model-dependent)."),
-    image_size=Field(description="Resolution class 1K/2K/4K where the model supports it."),
-    quality=Field(description="Quality tier where the model supports it."),
-    background=Field(description="transparent/opaque/auto (transparent needs a model that supports it)."),
-    negative_prompt=Field(max_length=2000, description="What to avoid, where the model supports it."),
-    seed=Field(ge=0, le=2**31 - 1, description="Seed for reproducible outputs, where supported."),
-    output_format=Field(description="png, jpeg or webp."),
-    preview=Field(description="Also return one small inline preview (≤512 px). Off by default."),
-)
-
-
-_PYDANTIC_NOISE = re.compile(r"\s*For further information visit \S+")
-
-
-def _argument_error(text: str) -> ImageGenError:
-    """The SDK's schema-validation failure, reshaped into our typed `invalid_argument` error."""
-    detail = _PYDANTIC_NOISE.sub("", text.split(": ", 1)[-1]).strip()
-    return ImageGenError(ErrorCode.INVALID_ARGUMENT, f"invalid arguments: {detail[:1500]}")
-
-
-async def typed_tool_errors(ctx: Any, call_next: Any) -> Any:
-    """Middleware: every failed tools/call carries `structuredContent.error` with a stable code."""
-    try:
-        result = await call_next(ctx)
-    except ValueError as exc:
-        if ctx.method != "prompts/get" or isinstance(exc, ValidationError):  # the SDK maps the latter itself
-            raise
-        # The SDK reports an unknown prompt or missing arguments as a bare ValueError: logged as an ERROR with a
-        # stack trace and answered with code 0. It is the caller's mistake: invalid params, nothing logged.
-        raise MCPError(INVALID_PARAMS, str(exc)) from exc
-    if ctx.method != "tools/call":
+    async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        params = ctx.params if isinstance(ctx.params, Mapping) else {}
+        spec = None
+        if ctx.method == "tools/call" and isinstance(params.get("name"), str):
+            spec = surface.specs.get(params["name"])
+            if spec is None:
+                raise MCPError(INVALID_PARAMS, f"Unknown tool: {clip(params['name'])}")
+            arguments = params.get("arguments")
+            # Arguments that are not an object are malformed params: the SDK answers those with -32602 itself.
+            problem = check_arguments(spec.arguments, arguments) if isinstance(arguments, dict | None) else None
+            if problem is not None:
+                log.info("rejected arguments", extra={"fields": {"tool": spec.name, "reason": problem.message}})
+                return spec.error_result(problem)
+        if ctx.method == "resources/read" and isinstance(params.get("uri"), str):
+            if params["uri"] not in surface.resources:
+                raise MCPError(RESOURCE_NOT_FOUND, "Resource not found", data={"uri": clip(params["uri"])})
+        try:
+            result = await call_next(ctx)
+        except ValueError as exc:
+            if ctx.method != "prompts/get" or isinstance(exc, ValidationError):  # the SDK maps the latter itself
+                raise
+            # The SDK reports an unknown prompt or missing arguments as a bare ValueError (pinned by
+            # test_sdk_contract_prompt_errors_are_value_errors): the caller's mistake, answered as invalid params.
+            raise MCPError(INVALID_PARAMS, str(exc)) from exc
+        if (
+            spec is not None
+            and isinstance(result, CallToolResult)
+            and result.is_error
+            and not result.structured_content
+        ):
+            # A defect the SDK caught (and logged with its trace): mask it, in this tool's error shape.
+            return spec.error_result(ImageGenError(ErrorCode.INTERNAL, "internal error", retryable=True))
         return result
-    if isinstance(result, CallToolResult):
-        is_error, structured = result.is_error, result.structured_content
-        texts = [c.text for c in result.content if isinstance(c, TextContent)]
-    elif isinstance(result, dict):
-        is_error, structured = result.get("isError"), result.get("structuredContent")
-        texts = [
-            c.get("text", "") for c in result.get("content", []) if isinstance(c, dict) and c.get("type") == "text"
-        ]
-    else:
-        return result
-    if not is_error or structured is not None:
-        return result
-    text = texts[0] if texts else ""
-    if "validation error" in text:
-        return error_result(_argument_error(text))
-    if text.startswith("Unknown tool"):
-        return error_result(ImageGenError(ErrorCode.NOT_FOUND, text))
-    return error_result(ImageGenError(ErrorCode.INTERNAL, "internal error", retryable=True))
+
+    return middleware
 
 
-def _request_scope_state(ctx: Context) -> dict[str, Any]:
-    request = getattr(ctx.request_context, "request", None)
-    scope = getattr(request, "scope", None)
-    return scope.get("state", {}) if isinstance(scope, dict) else {}
+def build_server(deps: Deps, *, in_process_caller: Caller | None) -> MCPServer:
+    """The MCP server with every tool module registered.
 
-
-def build_server(deps: Deps) -> MCPServer:
-    """The MCP server object with every tool, resource and prompt registered."""
+    Calls over HTTP are made by the caller the auth middleware put in the request state; `in_process_caller` is
+    who makes calls that arrive without an HTTP request (an in-process client). None refuses such calls.
+    """
     server: MCPServer = MCPServer(
         "imagegen-mcp",
         title="Image generation (Gemini, OpenAI, OpenRouter, FLUX)",
@@ -191,191 +93,8 @@ def build_server(deps: Deps) -> MCPServer:
         version=__version__,
         log_level=deps.settings.log_level,
     )
-    server.middleware.append(typed_tool_errors)
-    tools = ImageTools(deps)
-
-    def call_context(ctx: Context) -> CallContext:
-        from .access.caller import Caller
-
-        state = _request_scope_state(ctx)
-        caller = state.get("caller") or Caller(id="in-process", kind="none")
-        request_id = state.get("request_id") or uuid.uuid4().hex
-
-        async def progress(step: float, message: str) -> None:
-            await ctx.report_progress(step, None, message)
-
-        return CallContext(caller=caller, request_id=request_id, base_url=state.get("base_url"), progress=progress)
-
-    async def run_tool(name: str, ctx: Context, **kwargs: Any) -> CallToolResult:
-        call = call_context(ctx)
-        log_fields(caller=call.caller.id)  # every log line of this call names the caller
-        started = time.monotonic()
-        outcome_code = "cancelled"  # kept when the client hangs up: cancellation passes through the excepts below
-        try:
-            outcome = await tools.run(call, **kwargs)
-            outcome_code = "ok"
-            return image_result(outcome)
-        except ImageGenError as err:
-            outcome_code = err.code.value
-            return error_result(err)
-        except Exception:
-            outcome_code = ErrorCode.INTERNAL.value
-            log.exception("unexpected error in %s", name)
-            return error_result(
-                ImageGenError(ErrorCode.INTERNAL, f"internal error; reference {call.request_id}", retryable=True)
-            )
-        finally:
-            fields = current_fields()
-            prompt = kwargs.get("prompt") or ""
-            prompt_chars = deps.settings.log_prompt_chars
-            log.info(
-                "tool call",
-                extra={
-                    "fields": {
-                        "tool": name,
-                        "outcome": outcome_code,
-                        "latency_ms": round((time.monotonic() - started) * 1000),
-                        "model": fields.get("model") or kwargs.get("model"),
-                        "n": kwargs["options"].n,
-                        "prompt": prompt[:prompt_chars] if prompt_chars else None,
-                        "prompt_chars": len(prompt) if isinstance(prompt, str) else None,
-                    }
-                },
-            )
-
-    @server.tool(
-        name="generate_image",
-        title="Generate image",
-        description=(
-            "Generate 1-4 images from a text prompt. Returns expiring links plus durable ids (no image bytes "
-            "unless preview=true). Check list_models for what each model supports."
-        ),
-        annotations=ToolAnnotations(
-            title="Generate image",
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=True,
-        ),
-    )
-    async def generate_image(
-        prompt: Annotated[str, Field(min_length=1, description="What to draw.")],
-        ctx: Context,
-        model: Annotated[str | None, OPTION_FIELDS["model"]] = None,
-        n: Annotated[int, OPTION_FIELDS["n"]] = 1,
-        aspect_ratio: Annotated[AspectRatio | None, OPTION_FIELDS["aspect_ratio"]] = None,
-        image_size: Annotated[ImageSize | None, OPTION_FIELDS["image_size"]] = None,
-        quality: Annotated[Quality | None, OPTION_FIELDS["quality"]] = None,
-        background: Annotated[Background | None, OPTION_FIELDS["background"]] = None,
-        negative_prompt: Annotated[str | None, OPTION_FIELDS["negative_prompt"]] = None,
-        seed: Annotated[int | None, OPTION_FIELDS["seed"]] = None,
-        output_format: Annotated[OutputFormat, OPTION_FIELDS["output_format"]] = "png",
-        preview: Annotated[bool, OPTION_FIELDS["preview"]] = False,
-    ) -> Annotated[CallToolResult, ImageResult]:
-        options = GenerationOptions(
-            n=n,
-            aspect_ratio=aspect_ratio,
-            image_size=image_size,
-            quality=quality,
-            background=background,
-            negative_prompt=negative_prompt,
-            seed=seed,
-            output_format=output_format,
-        )
-        return await run_tool("generate_image", ctx, prompt=prompt, model=model, options=options, preview=preview)
-
-    @server.tool(
-        name="edit_image",
-        title="Edit image",
-        description=(
-            "Edit one or more images with a text instruction. `images` items may be a data URL, bare base64, an "
-            "https URL, a gs:// URI, or the id/url of an earlier output of this server (keep editing your last "
-            "image by passing its id). Optional `mask` (PNG; transparent pixels mark the area to change)."
-        ),
-        annotations=ToolAnnotations(
-            title="Edit image",
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=True,
-        ),
-    )
-    async def edit_image(
-        prompt: Annotated[str, Field(min_length=1, description="The change to make.")],
-        images: Annotated[list[str], Field(min_length=1, max_length=16, description="Input images (see above).")],
-        ctx: Context,
-        mask: Annotated[str | None, Field(description="Optional mask image, same size as the first image.")] = None,
-        model: Annotated[str | None, OPTION_FIELDS["model"]] = None,
-        n: Annotated[int, OPTION_FIELDS["n"]] = 1,
-        aspect_ratio: Annotated[AspectRatio | None, OPTION_FIELDS["aspect_ratio"]] = None,
-        image_size: Annotated[ImageSize | None, OPTION_FIELDS["image_size"]] = None,
-        quality: Annotated[Quality | None, OPTION_FIELDS["quality"]] = None,
-        background: Annotated[Background | None, OPTION_FIELDS["background"]] = None,
-        negative_prompt: Annotated[str | None, OPTION_FIELDS["negative_prompt"]] = None,
-        seed: Annotated[int | None, OPTION_FIELDS["seed"]] = None,
-        output_format: Annotated[OutputFormat, OPTION_FIELDS["output_format"]] = "png",
-        preview: Annotated[bool, OPTION_FIELDS["preview"]] = False,
-    ) -> Annotated[CallToolResult, ImageResult]:
-        options = GenerationOptions(
-            n=n,
-            aspect_ratio=aspect_ratio,
-            image_size=image_size,
-            quality=quality,
-            background=background,
-            negative_prompt=negative_prompt,
-            seed=seed,
-            output_format=output_format,
-        )
-        return await run_tool(
-            "edit_image", ctx, prompt=prompt, model=model, options=options, preview=preview, images=images, mask=mask
-        )
-
-    @server.tool(
-        name="list_models",
-        title="List models",
-        description=(
-            "Every model in the catalog: provider, capabilities, and whether it is available here (and why not)."
-        ),
-        annotations=ToolAnnotations(
-            title="List models",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
-    )
-    async def list_models() -> Annotated[CallToolResult, ModelList]:
-        listing = await tools.list_models()
-        names = ", ".join(f"{m['id']}{'' if m['available'] else ' (unavailable)'}" for m in listing["models"])
-        return CallToolResult(
-            content=[TextContent(type="text", text=f"default: {listing['default_model']}; models: {names}")],
-            structured_content=listing,
-        )
-
-    @server.resource(
-        "imagegen://models",
-        name="models",
-        title="Model catalog",
-        description="The model catalog with capabilities and availability, as JSON.",
-        mime_type="application/json",
-    )
-    async def models_resource() -> str:
-        return json.dumps(await tools.list_models(), indent=2)
-
-    @server.prompt(name="basic", title="Basic image prompt", description="Generate an image from a description.")
-    def basic(description: str) -> str:
-        return f"Use the generate_image tool to create an image of: {description}"
-
-    @server.prompt(
-        name="detailed",
-        title="Detailed image prompt",
-        description="Generate an image from a subject plus style, mood and lighting.",
-    )
-    def detailed(subject: str, style: str = "", mood: str = "", lighting: str = "") -> str:
-        parts = [f"Subject: {subject}"]
-        parts += [
-            f"{label}: {value}" for label, value in (("Style", style), ("Mood", mood), ("Lighting", lighting)) if value
-        ]
-        return "Use the generate_image tool to create an image with these details.\n" + "\n".join(parts)
-
+    surface = Surface(server=server, deps=deps, tools=ImageTools(deps), in_process_caller=in_process_caller)
+    server.middleware.append(_checked_calls(surface))
+    for register in TOOL_MODULES:
+        register(surface)
     return server

@@ -299,4 +299,4 @@ class ImageTools:
             try:
                 await asyncio.shield(self.deps.store.delete(item.id))
             except Exception:
-                log.warning("could not delete orphaned output %s; retention will remove it", item.id)
+                log.warning("could not delete orphaned output %s; retention will remove it", item.id, exc_info=True)

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import httpx2
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from PIL import Image
 
 from tests.support.servers import ENTRIES, ServerHandle, start_server
@@ -215,7 +216,6 @@ async def test_bad_inputs_over_http_are_typed_errors(endpoint: ServerHandle) -> 
         ("edit_image", {"prompt": "x", "images": [base64.b64encode(bomb.getvalue()).decode()]}, "invalid_argument"),
         ("edit_image", {"prompt": "x", "images": ["data:image/png;base64," + "A" * 100]}, "invalid_argument"),
         ("edit_image", {"prompt": "x", "images": ["https://169.254.169.254/computeMetadata/v1/"]}, "forbidden"),
-        ("no_such_tool", {}, "not_found"),
     ]
     async with Client(endpoint.mcp_url) as client:
         for name, args, code in cases:
@@ -223,3 +223,8 @@ async def test_bad_inputs_over_http_are_typed_errors(endpoint: ServerHandle) -> 
             assert result.is_error, (name, args)
             assert result.structured_content["error"]["code"] == code, (args, result.structured_content)
             assert "Traceback" not in json.dumps(result.model_dump(mode="json"))
+        # An unknown tool is a protocol error (-32602), as the 2025-06-18 and 2025-11-25 specifications say
+        # (issue 11; it was an isError result with code not_found before).
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("no_such_tool", {})
+        assert unknown.value.error.code == -32602 and "no_such_tool" in unknown.value.error.message

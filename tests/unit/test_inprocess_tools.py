@@ -11,6 +11,7 @@ import pytest
 from mcp import Client
 from PIL import Image
 
+from imagegen_mcp.access.auth import Caller
 from imagegen_mcp.deps import build_deps
 from imagegen_mcp.server import build_server
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def server(make_settings):  # type: ignore[no-untyped-def]
-    return build_server(build_deps(make_settings()))
+    return build_server(build_deps(make_settings()), in_process_caller=Caller(id="in-process-test", kind="none"))
 
 
 def _png(width: int, height: int, color: tuple[int, int, int, int] = (10, 200, 30, 255)) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ from .base import Availability, ImageProvider
 
 if TYPE_CHECKING:
     from .discovery import ModelDiscovery
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,18 +73,20 @@ class Router:
         offers = [o for o in spec.offers if o.provider in self._providers and o.provider in rank]
         return sorted(offers, key=lambda o: rank[o.provider])
 
+    async def _probe(self, name: str) -> Availability:
+        """One provider's availability; a failed check means unavailable (errors.py policy 3)."""
+        try:
+            return await self._providers[name].availability()
+        except ImageGenError as err:
+            return Availability(False, err.message)
+        except Exception:
+            log.warning("%s availability check failed", name, exc_info=True)
+            return Availability(False, f"{name} availability check failed")
+
     async def _availability(self) -> dict[str, Availability]:
         names = list(self._providers)
-        results = await asyncio.gather(*(self._providers[n].availability() for n in names), return_exceptions=True)
-        out: dict[str, Availability] = {}
-        for name, res in zip(names, results, strict=True):
-            if isinstance(res, ImageGenError):
-                out[name] = Availability(False, res.message)
-            elif isinstance(res, BaseException):
-                out[name] = Availability(False, f"{name} availability check failed")
-            else:
-                out[name] = res
-        return out
+        results = await asyncio.gather(*(self._probe(n) for n in names))
+        return dict(zip(names, results, strict=True))
 
     async def status(self) -> list[ModelStatus]:
         avail = await self._availability()
@@ -105,13 +110,9 @@ class Router:
         offers = self._ordered_offers(spec)
         reasons: list[str] = []
         for offer in offers:
-            provider = self._providers[offer.provider]
-            try:
-                availability = await provider.availability()
-            except ImageGenError as err:
-                availability = Availability(False, err.message)
+            availability = await self._probe(offer.provider)
             if availability.available:
-                return Route(spec, offer, provider)
+                return Route(spec, offer, self._providers[offer.provider])
             reasons.append(f"{offer.provider}: {availability.reason}")
         raise ImageGenError(
             ErrorCode.MISCONFIGURED,

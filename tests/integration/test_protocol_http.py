@@ -1,0 +1,90 @@
+"""Protocol details over real HTTP: one X-Request-Id per response on both protocol paths, quiet disconnects."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.support.servers import ServerHandle, start_server
+
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "raw-http", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[ServerHandle]:
+    with start_server({}) as handle:
+        yield handle
+
+
+def _streamed_call(endpoint: ServerHandle, revision: str, call_id: int) -> httpx2.Response:
+    """A generate_image call asking for progress, so the answer is an SSE stream on either path."""
+    params: dict[str, Any] = {
+        "name": "generate_image",
+        "arguments": {"prompt": f"call {call_id}"},
+        "_meta": {"progressToken": call_id},
+    }
+    headers = {**ACCEPT, "MCP-Protocol-Version": revision}
+    if revision == "2026-07-28":
+        params["_meta"].update(MODERN_META)
+        headers.update({"Mcp-Method": "tools/call", "Mcp-Name": "generate_image"})
+    body = {"jsonrpc": "2.0", "id": call_id, "method": "tools/call", "params": params}
+    return httpx2.post(endpoint.mcp_url, content=json.dumps(body), headers=headers, timeout=60)
+
+
+@pytest.mark.parametrize("revision", ["2025-11-25", "2026-07-28"])
+def test_one_request_id_per_response(endpoint: ServerHandle, revision: str) -> None:
+    seen: list[str] = []
+    for call_id in range(1, 5):
+        response = _streamed_call(endpoint, revision, call_id)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert '"isError":false' in response.text.replace(" ", "")
+        ids = response.headers.get_list("x-request-id")
+        assert len(ids) == 1, f"response {call_id} carries {len(ids)} request ids: {ids}"
+        seen.append(ids[0])
+    assert len(set(seen)) == len(seen)
+
+
+def test_trailing_slash_path_is_the_same_endpoint(endpoint: ServerHandle) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {**ACCEPT, "MCP-Protocol-Version": "2025-11-25"}
+    response = httpx2.post(f"{endpoint.mcp_url}/", content=json.dumps(body), headers=headers, timeout=30)
+    assert response.status_code == 200 and '"result":{}' in response.text.replace(" ", "")
+
+
+def _hang_up_mid_body(endpoint: ServerHandle) -> None:
+    host, port = endpoint.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head = (
+            f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n"
+            "Content-Length: 100000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":')
+        time.sleep(0.2)  # the server is now waiting for the rest of the body
+
+
+def test_client_disconnect_mid_body_is_one_info_line() -> None:
+    hangups = 5
+    with start_server({}) as handle:
+        for _ in range(hangups):
+            _hang_up_mid_body(handle)
+        assert httpx2.get(f"{handle.base_url}/healthz", timeout=10).status_code == 200
+        time.sleep(0.5)
+        lines = [json.loads(line) for line in handle.logs().splitlines() if line.startswith("{")]
+        noisy = [line for line in handle.logs().splitlines() if "Traceback" in line]
+    assert noisy == [], "a client hanging up mid-body must not log a stack trace"
+    assert [line for line in lines if line.get("severity") in ("ERROR", "CRITICAL")] == []
+    disconnects = [line for line in lines if "disconnected" in line.get("message", "")]
+    assert len(disconnects) == hangups and {line["severity"] for line in disconnects} == {"INFO"}
