@@ -24,7 +24,7 @@ from .surface.framing import Surface
 from .tools import ImageTools
 
 if TYPE_CHECKING:
-    from .access.auth import Caller
+    from .access.caller import Caller
     from .deps import Deps
 
 log = logging.getLogger("imagegen_mcp.calls")

@@ -10,6 +10,7 @@ import pytest
 from mcp import Client
 from PIL import Image
 
+from imagegen_mcp.access.caller import Caller
 from imagegen_mcp.deps import build_deps
 from imagegen_mcp.errors import ErrorCode, ImageGenError
 from imagegen_mcp.images.inputs import decode_base64
@@ -25,7 +26,8 @@ def _png_b64(width: int, height: int) -> str:
 
 
 async def _edit(settings: Any, **arguments: Any) -> Any:
-    async with Client(build_server(build_deps(settings))) as client:
+    server = build_server(build_deps(settings), in_process_caller=Caller(id="in-process-test", kind="none"))
+    async with Client(server) as client:
         return await client.call_tool("edit_image", {"prompt": "recolour", "model": "local/placeholder", **arguments})
 
 

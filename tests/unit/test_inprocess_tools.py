@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-from imagegen_mcp.access.auth import Caller
+from imagegen_mcp.access.caller import Caller
 from imagegen_mcp.deps import build_deps
 from imagegen_mcp.server import build_server
 

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 
-from imagegen_mcp.access.auth import Caller
+from imagegen_mcp.access.caller import Caller
 from imagegen_mcp.app import create_app
 from imagegen_mcp.deps import build_deps
 from imagegen_mcp.server import build_server

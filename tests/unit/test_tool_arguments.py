@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from imagegen_mcp.access.auth import Caller
+from imagegen_mcp.access.caller import Caller
 from imagegen_mcp.catalog import load_catalog
 from imagegen_mcp.deps import build_deps
 from imagegen_mcp.server import build_server

@@ -18,7 +18,7 @@ from ..tools import CallContext, ImageOutcome, ImageTools
 from .arguments import arguments_model
 
 if TYPE_CHECKING:
-    from ..access.auth import Caller
+    from ..access.caller import Caller
     from ..deps import Deps
 
 
