@@ -70,13 +70,13 @@ def placeholder(ctype: Any, name: str) -> Any:
 
 
 def fill(block: dict[str, Any], value: Any, derived: dict[str, str] | None = None) -> Any:
-    """Replace unknown or null computed attributes with placeholders (`derived` wins by name)."""
+    """Replace unknown attributes and null computed ones with placeholders (`derived` wins by name)."""
     if value is None:
         return None
     out = _nested(block, value, fill)
     for name, attr in block.get("attributes", {}).items():
         current = out.get(name)
-        if attr.get("computed") and (current is None or is_unknown(current)):
+        if is_unknown(current) or (attr.get("computed") and current is None):
             out[name] = (derived or {}).get(name, placeholder(attr["type"], name))
     return out
 
