@@ -60,7 +60,7 @@ def unknown_members(plan: dict[str, Any]) -> list[str]:
         key = (change.get("module_address", ""), change["type"], change["name"])
         refs = expressions.get(key, {}).get("member", {}).get("references", [])
         if not refs or not all(SERVICE_ACCOUNT_REF.match(ref) for ref in refs):
-            problems.append(f"{change['address']}: member known only after apply and not a service account here: {refs}")
+            problems.append(f"{change['address']}: member known only after apply, not a service account here: {refs}")
     return problems
 
 

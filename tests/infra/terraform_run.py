@@ -43,7 +43,7 @@ def terraform_env() -> dict[str, str]:
 
 def terraform(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [tooling.terraform_binary(), *args, "-no-color"],
+        [tooling.terraform_plan_binary(), *args, "-no-color"],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -77,7 +77,8 @@ def _plan(env_dir: Path, name: str) -> tuple[Path, dict[str, Any]]:
 
 
 def changed(doc: dict[str, Any]) -> list[str]:
-    return [c["address"] for c in doc.get("resource_changes", []) if c["change"]["actions"] not in (["no-op"], ["read"])]
+    quiet = (["no-op"], ["read"])
+    return [c["address"] for c in doc.get("resource_changes", []) if c["change"]["actions"] not in quiet]
 
 
 def plan_twice(env_dir: Path) -> Plans:
@@ -87,9 +88,10 @@ def plan_twice(env_dir: Path) -> Plans:
     first, doc = _plan(env_dir, "first")
     python = tooling.tfstub_python()
     schema = provider.schema_file()
+    previous = first
     for round_no in range(1, MAX_ROUNDS + 1):
         state = subprocess.run(
-            [python, str(HERE / "tfstub" / "state.py"), str(schema), str(env_dir / f"{'first' if round_no == 1 else f'round{round_no - 1}'}.json")],
+            [python, str(HERE / "tfstub" / "state.py"), str(schema), str(previous)],
             capture_output=True,
             text=True,
             check=True,
@@ -97,6 +99,7 @@ def plan_twice(env_dir: Path) -> Plans:
         ).stdout
         (env_dir / "terraform.tfstate").write_text(state)
         path, doc = _plan(env_dir, f"round{round_no}")
+        previous = path
         if not changed(doc):
             return Plans(first=first, steady=path, rounds=round_no)
     raise AssertionError(f"no steady state after {MAX_ROUNDS} rounds; still changing: {changed(doc)}")

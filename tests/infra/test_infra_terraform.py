@@ -101,7 +101,8 @@ def test_plan_checks_hold(planned, env, which):
 def test_plan_checks_refuse_an_unknown_member_that_is_not_a_service_account_here(planned, tmp_path):
     doc = _load(planned["dev"].first)
     module = doc["configuration"]["root_module"]["module_calls"]["imagegen"]["module"]
-    invoker = next(r for r in module["resources"] if r["address"] == "google_cloud_run_v2_service_iam_member.build_invoker")
+    address = "google_cloud_run_v2_service_iam_member.build_invoker"
+    invoker = next(r for r in module["resources"] if r["address"] == address)
     invoker["expressions"]["member"]["references"] = ["google_cloud_run_v2_service.this.uri"]
     tampered = tmp_path / "plan.json"
     tampered.write_text(json.dumps(doc))
@@ -112,10 +113,11 @@ def test_plan_checks_refuse_an_unknown_member_that_is_not_a_service_account_here
 
 
 # Each seeded mutation of the module: (file, text, replacement, an error Terraform must print).
+NOT_EXPECTED = 'An argument named "{}" is not expected here'
 SEEDED = {
-    "misspelt_argument": ("main.tf", "  display_name = ", "  display_nam = ", 'An argument named "display_nam" is not expected here'),
+    "misspelt_argument": ("main.tf", "  display_name = ", "  display_nam = ", NOT_EXPECTED.format("display_nam")),
     "missing_required_argument": ("run.tf", "  location", "  # location", 'The argument "location" is required'),
-    "wrong_block_shape": ("run.tf", "    scaling {", "    scaling = {", 'An argument named "scaling" is not expected here'),
+    "wrong_block_shape": ("run.tf", "    scaling {", "    scaling = {", NOT_EXPECTED.format("scaling")),
 }
 
 

