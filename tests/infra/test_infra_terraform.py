@@ -132,3 +132,16 @@ def test_a_seeded_broken_module_fails_validate(tmp_path, case):
     result = terraform_run.validate(infra / "envs" / "dev")
     assert result.returncode != 0, f"{case} validated:\n{result.stdout}"
     assert message in " ".join((result.stdout + result.stderr).split()), result.stdout + result.stderr
+
+
+def test_the_stand_in_refuses_to_apply(tmp_path):
+    env_dir = terraform_run.copy_infra(tmp_path) / "envs" / "dev"
+    (env_dir / "backend_override.tf").write_text(terraform_run.BACKEND_OVERRIDE)
+    terraform_run.terraform(env_dir, "init", "-input=false")
+    target = "module.imagegen.google_service_account.runtime"
+    result = terraform_run.terraform(
+        env_dir, "apply", "-auto-approve", "-input=false", "-lock=false", f"-target={target}", check=False
+    )
+    assert result.returncode != 0
+    assert "apply refused" in result.stdout + result.stderr, result.stdout[-2000:] + result.stderr
+    assert "never changes a cloud" in " ".join((result.stdout + result.stderr).split())
