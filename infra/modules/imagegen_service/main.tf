@@ -30,10 +30,6 @@ locals {
     api_keys   = var.secret_ids.api_keys
   }
 
-  # The build service account calls the tagged revision in the smoke test, so
-  # the app must allow it too (Cloud Run IAM and the app's own check).
-  build_member = "serviceAccount:${google_service_account.build.email}"
-
   # The app's own check (IMAGEGEN_IAM_ALLOWED_PRINCIPALS) compares token
   # e-mails. Groups, domains and workload identities are not visible in an ID
   # token, so when any is listed the app-level list stays empty and Cloud Run
@@ -90,7 +86,7 @@ resource "google_service_account" "runtime" {
 resource "google_project_iam_member" "runtime_vertex" {
   project = var.project_id
   role    = "roles/aiplatform.user"
-  member  = "serviceAccount:${google_service_account.runtime.email}"
+  member  = google_service_account.runtime.member
 }
 
 # V4 signed URLs are signed through IAM signBlob: the runtime has no private
@@ -98,7 +94,7 @@ resource "google_project_iam_member" "runtime_vertex" {
 resource "google_service_account_iam_member" "runtime_self_token_creator" {
   service_account_id = google_service_account.runtime.name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:${google_service_account.runtime.email}"
+  member             = google_service_account.runtime.member
 }
 
 # ---------------------------------------------------------------------------
@@ -118,13 +114,13 @@ resource "google_service_account" "build" {
 resource "google_project_iam_member" "build_run_developer" {
   project = var.project_id
   role    = "roles/run.developer"
-  member  = local.build_member
+  member  = google_service_account.build.member
 }
 
 resource "google_project_iam_member" "build_log_writer" {
   project = var.project_id
   role    = "roles/logging.logWriter"
-  member  = local.build_member
+  member  = google_service_account.build.member
 }
 
 # Read-only roles that terraform plan needs to refresh this module.
@@ -133,7 +129,7 @@ resource "google_project_iam_member" "build_plan" {
 
   project = var.project_id
   role    = each.value
-  member  = local.build_member
+  member  = google_service_account.build.member
 }
 
 # Deploying a revision that runs as the runtime account needs actAs on that
@@ -141,12 +137,12 @@ resource "google_project_iam_member" "build_plan" {
 resource "google_service_account_iam_member" "build_acts_as_runtime" {
   service_account_id = google_service_account.runtime.name
   role               = "roles/iam.serviceAccountUser"
-  member             = local.build_member
+  member             = google_service_account.build.member
 }
 
 # Terraform state (read for plan, lock file write).
 resource "google_storage_bucket_iam_member" "build_tf_state" {
   bucket = var.tf_state_bucket
   role   = "roles/storage.objectAdmin"
-  member = local.build_member
+  member = google_service_account.build.member
 }

@@ -38,7 +38,7 @@ resource "google_artifact_registry_repository_iam_member" "build_writer" {
   location   = var.region
   repository = var.artifact_repository_id
   role       = "roles/artifactregistry.writer"
-  member     = local.build_member
+  member     = google_service_account.build.member
 
   depends_on = [google_artifact_registry_repository.images]
 }

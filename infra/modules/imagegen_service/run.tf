@@ -150,7 +150,7 @@ resource "google_cloud_run_v2_service_iam_member" "build_invoker" {
   location = var.region
   name     = google_cloud_run_v2_service.this.name
   role     = "roles/run.invoker"
-  member   = local.build_member
+  member   = google_service_account.build.member
 }
 
 # Public endpoint ONLY when bearer keys protect it and the caller opted in

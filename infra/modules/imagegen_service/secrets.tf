@@ -28,5 +28,5 @@ resource "google_secret_manager_secret_iam_member" "runtime_accessor" {
   project   = var.project_id
   secret_id = each.value.secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.runtime.email}"
+  member    = google_service_account.runtime.member
 }

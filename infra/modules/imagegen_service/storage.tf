@@ -43,12 +43,12 @@ resource "google_storage_bucket" "outputs" {
 resource "google_storage_bucket_iam_member" "runtime_objects" {
   bucket = google_storage_bucket.outputs.name
   role   = "roles/storage.objectAdmin"
-  member = "serviceAccount:${google_service_account.runtime.email}"
+  member = google_service_account.runtime.member
 }
 
 # terraform plan in Cloud Build refreshes the bucket: metadata read only.
 resource "google_storage_bucket_iam_member" "build_outputs_reader" {
   bucket = google_storage_bucket.outputs.name
   role   = "roles/storage.legacyBucketReader"
-  member = local.build_member
+  member = google_service_account.build.member
 }
