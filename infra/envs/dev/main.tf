@@ -26,4 +26,7 @@ module "imagegen" {
   deletion_protection        = var.deletion_protection
   create_artifact_repository = var.create_artifact_repository
   build_trigger              = var.build_trigger
+
+  secret_ids               = var.secret_ids
+  secret_replica_locations = var.secret_replica_locations
 }

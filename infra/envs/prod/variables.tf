@@ -146,3 +146,21 @@ variable "build_trigger" {
   })
   default = { enabled = false }
 }
+
+variable "secret_ids" {
+  description = "Secret ids per purpose. A second environment in the same project must use other ids (e.g. imagegen-staging-openai-api-key): secret ids are unique per project."
+  type = object({
+    openai     = optional(string, "imagegen-openai-api-key")
+    openrouter = optional(string, "imagegen-openrouter-api-key")
+    replicate  = optional(string, "imagegen-replicate-api-token")
+    gemini     = optional(string, "imagegen-gemini-api-key")
+    api_keys   = optional(string, "imagegen-api-keys")
+  })
+  default = {}
+}
+
+variable "secret_replica_locations" {
+  description = "Regions for user-managed secret replication (org policies restricting locations); empty = automatic."
+  type        = list(string)
+  default     = []
+}

@@ -14,8 +14,24 @@ resource "google_secret_manager_secret" "this" {
   secret_id = each.value
   labels    = merge(local.labels, { purpose = replace(each.key, "_", "-") })
 
+  # Automatic (global) replication unless locations are given: org policies that restrict resource locations
+  # (common in the EU) refuse automatic replication, so user-managed replicas in the allowed regions.
   replication {
-    auto {}
+    dynamic "auto" {
+      for_each = length(var.secret_replica_locations) == 0 ? [1] : []
+      content {}
+    }
+    dynamic "user_managed" {
+      for_each = length(var.secret_replica_locations) == 0 ? [] : [1]
+      content {
+        dynamic "replicas" {
+          for_each = var.secret_replica_locations
+          content {
+            location = replicas.value
+          }
+        }
+      }
+    }
   }
 
   depends_on = [google_project_service.required]

@@ -408,3 +408,14 @@ variable "build_plan_roles" {
     error_message = "build_plan_roles must not contain basic roles (owner, editor, viewer)."
   }
 }
+
+variable "secret_replica_locations" {
+  description = "Regions the secrets are replicated to (user-managed replication), for organisation policies that restrict resource locations. Empty: automatic replication."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for location in var.secret_replica_locations : can(regex("^[a-z]+-[a-z]+[0-9]+$", location))])
+    error_message = "secret_replica_locations must be region names such as europe-west1."
+  }
+}
