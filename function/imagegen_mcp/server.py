@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -20,7 +19,7 @@ from .catalog import GenerationOptions
 from .deps import Deps
 from .errors import ErrorCode, ImageGenError
 from .logs import current_fields, log_fields
-from .tools import CallContext, ImageOutcome, ImageTools
+from .tools import CallContext, ImageTools
 
 log = logging.getLogger("imagegen_mcp.calls")
 
@@ -68,6 +67,12 @@ class ImageResult(BaseModel):
     text: str | None = Field(None, description="Any text the model returned alongside the images.")
     operation: Literal["generate", "edit"] | None = None
     error: ErrorBody | None = None
+    job_id: str | None = Field(None, description="The job behind this result; pass it to get_job or cancel_job.")
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = Field(
+        None, description="The job's status; queued/running: call get_job with job_id to fetch the images."
+    )
+    progress: str | None = Field(None, description="The job's latest progress message.")
+    poll_after_seconds: float | None = Field(None, description="While running: when calling get_job is worthwhile.")
 
 
 class ModelEntry(BaseModel):
@@ -97,23 +102,26 @@ def error_result(err: ImageGenError) -> CallToolResult:
     )
 
 
-def image_result(outcome: ImageOutcome) -> CallToolResult:
-    structured = outcome.structured
-    count = len(outcome.images)
+def image_result(structured: dict[str, Any], preview: dict[str, str] | None = None) -> CallToolResult:
+    """A finished generation: a summary, one resource_link per image, and the optional inline preview."""
+    items = structured["images"]
     summary = (
-        f"{'Edited' if structured.get('operation') == 'edit' else 'Generated'} {count} image(s) with "
-        f"{structured['model']}; ids: {', '.join(s.id for s, _, _ in outcome.images)}."
+        f"{'Edited' if structured.get('operation') == 'edit' else 'Generated'} {len(items)} image(s) with "
+        f"{structured['model']}; ids: {', '.join(item['id'] for item in items)}."
     )
     content: list[Any] = [TextContent(type="text", text=summary)]
-    for stored, url, final in outcome.images:
+    for item in items:
         content.append(
             ResourceLink(
-                type="resource_link", uri=url, name=stored.id, mime_type=final.mime_type, size=stored.size_bytes
+                type="resource_link",
+                uri=item["url"],
+                name=item["id"],
+                mime_type=item["mime_type"],
+                size=item["size_bytes"],
             )
         )
-    if outcome.preview is not None:
-        data, mime = outcome.preview
-        content.append(ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime))
+    if preview is not None:
+        content.append(ImageContent(type="image", data=preview["data"], mime_type=preview["mime_type"]))
     return CallToolResult(content=content, structured_content=structured)
 
 
@@ -130,6 +138,13 @@ OPTION_FIELDS = dict(
     preview=Field(description="Also return one small inline preview (≤512 px). Off by default."),
 )
 
+
+WAIT_FIELD = Field(
+    ge=0,
+    le=300,
+    description="Seconds to wait for the images (0-300; default: the server's). Past that the call returns "
+    "status=running with a job_id; fetch the images later with get_job.",
+)
 
 _PYDANTIC_NOISE = re.compile(r"\s*For further information visit \S+")
 
@@ -189,6 +204,9 @@ def build_server(deps: Deps) -> MCPServer:
     )
     server.middleware.append(typed_tool_errors)
     tools = ImageTools(deps)
+    from .job_tools import JobTools, register_job_tools  # imports this module: loaded once it is
+
+    jobs = JobTools(deps, tools)
 
     def call_context(ctx: Context) -> CallContext:
         from .access.auth import Caller
@@ -202,15 +220,18 @@ def build_server(deps: Deps) -> MCPServer:
 
         return CallContext(caller=caller, request_id=request_id, base_url=state.get("base_url"), progress=progress)
 
-    async def run_tool(name: str, ctx: Context, **kwargs: Any) -> CallToolResult:
+    async def run_tool(name: str, ctx: Context, wait_seconds: float | None, **kwargs: Any) -> CallToolResult:
         call = call_context(ctx)
         log_fields(caller=call.caller.id)  # every log line of this call names the caller
         started = time.monotonic()
         outcome_code = "cancelled"  # kept when the client hangs up: cancellation passes through the excepts below
         try:
-            outcome = await tools.run(call, **kwargs)
-            outcome_code = "ok"
-            return image_result(outcome)
+            operation = "edit" if name == "edit_image" else "generate"
+            result = await jobs.start(call, operation, wait_seconds, kwargs)
+            structured = result.structured_content or {}
+            error = structured.get("error")
+            outcome_code = error["code"] if isinstance(error, dict) else "ok"
+            return result
         except ImageGenError as err:
             outcome_code = err.code.value
             return error_result(err)
@@ -267,6 +288,7 @@ def build_server(deps: Deps) -> MCPServer:
         seed: Annotated[int | None, OPTION_FIELDS["seed"]] = None,
         output_format: Annotated[OutputFormat, OPTION_FIELDS["output_format"]] = "png",
         preview: Annotated[bool, OPTION_FIELDS["preview"]] = False,
+        wait_seconds: Annotated[float | None, WAIT_FIELD] = None,
     ) -> Annotated[CallToolResult, ImageResult]:
         options = GenerationOptions(
             n=n,
@@ -278,7 +300,9 @@ def build_server(deps: Deps) -> MCPServer:
             seed=seed,
             output_format=output_format,
         )
-        return await run_tool("generate_image", ctx, prompt=prompt, model=model, options=options, preview=preview)
+        return await run_tool(
+            "generate_image", ctx, wait_seconds, prompt=prompt, model=model, options=options, preview=preview
+        )
 
     @server.tool(
         name="edit_image",
@@ -311,6 +335,7 @@ def build_server(deps: Deps) -> MCPServer:
         seed: Annotated[int | None, OPTION_FIELDS["seed"]] = None,
         output_format: Annotated[OutputFormat, OPTION_FIELDS["output_format"]] = "png",
         preview: Annotated[bool, OPTION_FIELDS["preview"]] = False,
+        wait_seconds: Annotated[float | None, WAIT_FIELD] = None,
     ) -> Annotated[CallToolResult, ImageResult]:
         options = GenerationOptions(
             n=n,
@@ -323,7 +348,15 @@ def build_server(deps: Deps) -> MCPServer:
             output_format=output_format,
         )
         return await run_tool(
-            "edit_image", ctx, prompt=prompt, model=model, options=options, preview=preview, images=images, mask=mask
+            "edit_image",
+            ctx,
+            wait_seconds,
+            prompt=prompt,
+            model=model,
+            options=options,
+            preview=preview,
+            images=images,
+            mask=mask,
         )
 
     @server.tool(
@@ -347,6 +380,8 @@ def build_server(deps: Deps) -> MCPServer:
             content=[TextContent(type="text", text=f"default: {listing['default_model']}; models: {names}")],
             structured_content=listing,
         )
+
+    register_job_tools(server, jobs, call_context)
 
     @server.resource(
         "imagegen://models",

@@ -41,6 +41,8 @@ class CallContext:
     request_id: str
     base_url: str | None = None
     progress: ProgressSink | None = None
+    # Awaited just before the upstream call (a job records that the generation may now be billed).
+    before_upstream: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -181,6 +183,8 @@ class ImageTools:
             mask=mask_image,
             progress=progress,
         )
+        if call.before_upstream is not None:
+            await call.before_upstream()
         await progress(f"calling {spec.id} via {route.provider.name}")
         async with progress.heartbeat(f"waiting for {spec.id}"):
             try:
