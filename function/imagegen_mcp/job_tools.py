@@ -85,9 +85,10 @@ class JobTools:
         structured: dict[str, Any] = {
             "images": [],
             "operation": record["operation"],
-            "model": record["request"].get("model"),
             "progress": record["progress"],
         }
+        if record["request"].get("model"):
+            structured["model"] = record["request"]["model"]
         if status == model.JobStatus.CANCELLED.value:
             text = f"Job {job_id} was cancelled; nothing was stored."
         else:

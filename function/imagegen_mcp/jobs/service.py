@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..tools import CallContext, ImageTools, ProgressSink
 
 POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 5.0  # a progress notification at least this often, so idle timers (Claude Code's) keep resetting
 
 
 def _not_found(job_id: str) -> ImageGenError:
@@ -64,15 +65,16 @@ class JobService:
     async def wait(
         self, job_id: str, caller: Caller, wait_seconds: float, progress: ProgressSink | None
     ) -> dict[str, Any]:
-        """Up to `wait_seconds` for the job to end, with a progress notification whenever its message changes."""
+        """Up to `wait_seconds` for the job to end; a progress notification on each new message, at least every 5 s."""
         record = await self.get(job_id, caller)
         deadline = time.monotonic() + wait_seconds
         told: str | None = None
+        told_at = 0.0
         step = 0
         while True:
             message = self.runner.live_progress(job_id) or record["progress"]
-            if progress is not None and message != told:
-                told = message
+            if progress is not None and (message != told or time.monotonic() - told_at >= HEARTBEAT_SECONDS):
+                told, told_at = message, time.monotonic()
                 step += 1
                 try:
                     await progress(step, message)
