@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,14 @@ class JobService:
             queue_timeout=self.settings.job_queue_timeout_seconds,
         )
         record["base_url"] = call.base_url
+        size = len(json.dumps(record, separators=(",", ":")))
+        if size > self.store.state.max_document_bytes:
+            raise ImageGenError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"the call is {size} bytes, more than a job record holds here "
+                f"({self.store.state.max_document_bytes}): pass large input images as https URLs, gs:// URIs or "
+                "ids of earlier outputs instead of inline base64",
+            )
         await self.store.create(job_id, record)
         try:
             await self.queue.submit(job_id)
