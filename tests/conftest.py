@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,15 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """host:port of a Firestore emulator shared by the whole run (xdist workers included); sets no env itself."""
+    from tests.support.firestore_emulator import shared_emulator
+
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist each worker's base is <run>/popen-gwN: their common parent belongs to this run only.
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with shared_emulator(root / "firestore") as host:
+        yield host

@@ -273,6 +273,10 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
         Route(MCP_PATH, mcp_route, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         Route(f"{MCP_PATH}/", mcp_route, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
     ]
+    if settings.jobs == "cloud-tasks":
+        from .jobs.worker_route import worker_route
+
+        routes.append(worker_route(deps))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.deps = deps
     app.state.mcp_server = mcp_server

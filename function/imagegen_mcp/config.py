@@ -166,6 +166,38 @@ class Settings(BaseSettings):
         "(a local fake, an internal proxy); link-local (metadata) stays blocked. Default none.",
     )
 
+    # --- jobs and shared state -----------------------------------------------------------------------------------
+    state: Literal["local", "firestore"] = Field(
+        "local", description="Where job records live: an embedded SQLite file, or Firestore (Native mode)."
+    )
+    state_path: Path | None = Field(None, description="SQLite state file (default: `state.sqlite3` beside local_dir).")
+    firestore_database: str = Field("(default)", description="Firestore database id of `state=firestore`.")
+    jobs: Literal["local", "cloud-tasks"] = Field(
+        "local", description="Who runs jobs: an in-process worker, or Cloud Tasks calling the internal worker route."
+    )
+    wait_seconds: float = Field(
+        40.0, ge=0, le=300, description="Default `wait_seconds` of generate/edit: how long a call waits for its job."
+    )
+    job_lease_seconds: float = Field(
+        30.0, ge=3, le=600, description="A running job whose worker has not renewed its lease this long is failed."
+    )
+    job_queue_timeout_seconds: float = Field(
+        900.0, ge=10, le=86400, description="A job no worker has picked up this long after creation is failed."
+    )
+    tasks_queue: str | None = Field(
+        None, description="Cloud Tasks queue of `jobs=cloud-tasks`: projects/P/locations/L/queues/Q."
+    )
+    tasks_service_account: str | None = Field(
+        None, description="Service account whose OIDC token Cloud Tasks sends; the only caller of the worker route."
+    )
+    tasks_worker_url: str | None = Field(
+        None, description="Base URL Cloud Tasks calls back (default public_url); also the token audience."
+    )
+    tasks_endpoint: str | None = Field(None, description="Cloud Tasks API endpoint override (a local fake).")
+    tasks_dispatch_deadline_seconds: int = Field(
+        300, ge=15, le=1800, description="How long Cloud Tasks waits for the worker route to run one job."
+    )
+
     @field_validator(
         "allowed_hosts",
         "allowed_origins",
@@ -195,6 +227,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.storage == "gcs" and not self.bucket:
             raise ValueError("IMAGEGEN_STORAGE=gcs needs IMAGEGEN_BUCKET")
+        if self.jobs == "cloud-tasks" and not (self.tasks_queue and self.tasks_service_account):
+            raise ValueError("IMAGEGEN_JOBS=cloud-tasks needs IMAGEGEN_TASKS_QUEUE and IMAGEGEN_TASKS_SERVICE_ACCOUNT")
         if self.public_url is not None:
             self.public_url = self.public_url.rstrip("/")
             if not self.public_url.startswith(("https://", "http://")):
@@ -215,6 +249,10 @@ class Settings(BaseSettings):
     @property
     def request_pixel_cap(self) -> int:
         return self.max_request_pixels or self.decode_budget_bytes // 4
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_path or self.local_dir.parent / "state.sqlite3"
 
     @property
     def secrets_project(self) -> str | None:

@@ -1,4 +1,4 @@
-"""build_deps(settings): the only place that picks backends (store, secrets, providers, auth)."""
+"""build_deps(settings): the only place that picks backends (store, secrets, providers, auth, state, jobs)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from .access.base import Authenticator
     from .access.ratelimit import RateLimiter
     from .images.fetcher import GuardedFetcher
+    from .jobs.queue import JobQueue
     from .secrets.base import SecretSource
+    from .state.base import StateStore
     from .storage.base import ImageStore
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ class Deps:
     router: Router
     auth: Authenticator
     budget: DecodeBudget
+    state: StateStore
+    job_queue: JobQueue
     rate_limiter: RateLimiter | None = None
 
     async def effective_default_model(self) -> str:
@@ -70,15 +74,8 @@ class Deps:
         return preferred
 
     async def aclose(self) -> None:
-        for closer in (
-            self.router,
-            *self.providers.values(),
-            self.store,
-            self.secrets,
-            self.http,
-            self.fetcher,
-            self.auth,
-        ):
+        closers = (self.job_queue, self.router, *self.providers.values(), self.store, self.secrets, self.http)
+        for closer in (*closers, self.fetcher, self.auth, self.state):
             try:
                 await closer.aclose()
             except Exception:
@@ -103,6 +100,26 @@ def build_secrets(settings: Settings) -> SecretSource:
     from .secrets.base import EnvSecretSource
 
     return EnvSecretSource.from_settings(settings)
+
+
+def build_state(settings: Settings) -> StateStore:
+    if settings.state == "firestore":
+        from .state.firestore import FirestoreStateStore
+
+        return FirestoreStateStore(settings)
+    from .state.sqlite import SQLiteStateStore
+
+    return SQLiteStateStore(settings.state_file)
+
+
+def build_job_queue(settings: Settings) -> JobQueue:
+    if settings.jobs == "cloud-tasks":
+        from .jobs.cloud_tasks import CloudTasksQueue
+
+        return CloudTasksQueue(settings)
+    from .jobs.queue import LocalJobQueue
+
+    return LocalJobQueue()
 
 
 def build_auth(settings: Settings, secrets: SecretSource) -> Authenticator:
@@ -138,6 +155,8 @@ def build_deps(settings: Settings, **overrides: Any) -> Deps:
     discovery = build_discovery(ctx, providers, known=load_catalog().ids())
     router = Router(catalog, providers, preference, discovery)
     auth = overrides.pop("auth", None) or build_auth(settings, secrets)
+    state = overrides.pop("state", None) or build_state(settings)
+    job_queue = overrides.pop("job_queue", None) or build_job_queue(settings)
     rate_limiter = overrides.pop("rate_limiter", None)
     if rate_limiter is None and settings.rate_limit_per_minute > 0:
         from .access.ratelimit import RateLimiter
@@ -145,4 +164,18 @@ def build_deps(settings: Settings, **overrides: Any) -> Deps:
         rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     if overrides:
         raise TypeError(f"unknown overrides: {sorted(overrides)}")
-    return Deps(settings, catalog, store, secrets, http, fetcher, providers, router, auth, budget, rate_limiter)
+    return Deps(
+        settings,
+        catalog,
+        store,
+        secrets,
+        http,
+        fetcher,
+        providers,
+        router,
+        auth,
+        budget,
+        state,
+        job_queue,
+        rate_limiter,
+    )

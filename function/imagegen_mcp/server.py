@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from . import __version__
 from .errors import ErrorCode, ImageGenError, clip
-from .surface import images, models, prompts
+from .surface import images, jobs, models, prompts
 from .surface.arguments import check_arguments
 from .surface.framing import Surface
 from .tools import ImageTools
@@ -31,7 +31,12 @@ log = logging.getLogger("imagegen_mcp.calls")
 
 # The 2025-06-18 and 2025-11-25 specifications: unknown tool -> -32602 (INVALID_PARAMS), unknown resource -> -32002.
 RESOURCE_NOT_FOUND = -32002
-TOOL_MODULES: tuple[Callable[[Surface], None], ...] = (images.register, models.register, prompts.register)
+TOOL_MODULES: tuple[Callable[[Surface], None], ...] = (
+    images.register,
+    jobs.register,
+    models.register,
+    prompts.register,
+)
 
 INSTRUCTIONS = (
     "Generate and edit images. Call list_models to see which models this deployment offers and what each "
@@ -93,7 +98,14 @@ def build_server(deps: Deps, *, in_process_caller: Caller | None) -> MCPServer:
         version=__version__,
         log_level=deps.settings.log_level,
     )
-    surface = Surface(server=server, deps=deps, tools=ImageTools(deps), in_process_caller=in_process_caller)
+    tools = ImageTools(deps)
+    surface = Surface(
+        server=server,
+        deps=deps,
+        tools=tools,
+        jobs=jobs.JobTools(deps, tools),
+        in_process_caller=in_process_caller,
+    )
     server.middleware.append(_checked_calls(surface))
     for register in TOOL_MODULES:
         register(surface)

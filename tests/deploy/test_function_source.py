@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.infra.tooling import CACHE_DIR, _locked
+from tests.infra.tooling import CACHE_DIR, locked
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +31,7 @@ def _function_venv() -> Path:
     env_dir = CACHE_DIR / "function-venv"
     stamp = env_dir / ".lock.sha256"
     digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
-    with _locked("function-venv"):
+    with locked("function-venv"):
         if not (stamp.exists() and stamp.read_text() == digest):
             shutil.rmtree(env_dir, ignore_errors=True)
             venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)

@@ -1,4 +1,4 @@
-"""A client that hangs up mid-call cancels the upstream request, stores nothing, and leaves the server healthy."""
+"""A client that hangs up mid-call leaves its job running (stored for a later get_job) and the server healthy."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ UPSTREAM_DELAY = 4.0
 
 
 @pytest.mark.anyio
-async def test_disconnect_cancels_upstream_and_stores_nothing() -> None:
+async def test_disconnect_leaves_the_job_running_and_the_server_healthy() -> None:
     env = openai_env("", IMAGEGEN_REQUEST_DEADLINE_SECONDS="30", IMAGEGEN_UPSTREAM_TIMEOUT_SECONDS="20")
     with raw_upstream("slow", delay=UPSTREAM_DELAY) as upstream:
         env["IMAGEGEN_OPENAI_BASE_URL"] = upstream.base_url
@@ -31,7 +31,7 @@ async def test_disconnect_cancels_upstream_and_stores_nothing() -> None:
 
             async def doomed_call() -> None:
                 async with mcp_client(handle.mcp_url) as client:
-                    await generate(client, "a very slow painting")
+                    await generate(client, "a very slow painting", wait_seconds=60)
 
             async with anyio.create_task_group() as group:
                 group.start_soon(doomed_call)
@@ -39,18 +39,17 @@ async def test_disconnect_cancels_upstream_and_stores_nothing() -> None:
                 hung_up_at = time.monotonic()
                 group.cancel_scope.cancel()  # closes the client's HTTP connection mid-response
 
-            # The server notices the disconnect and cancels its upstream request long before the upstream answers.
-            assert await anyio.to_thread.run_sync(wait_for, lambda: bool(upstream.events), UPSTREAM_DELAY - 1)
-            assert upstream.events == ["client_closed"]
-            assert time.monotonic() - hung_up_at < UPSTREAM_DELAY - 1
-
-            await anyio.sleep(UPSTREAM_DELAY)  # past the moment the upstream would have answered
-            assert output_files(handle) == [], "a cancelled call must not store an image"
+            # The generation is a job: it outlives the call, so the upstream answers and the image is stored.
+            assert await anyio.to_thread.run_sync(wait_for, lambda: bool(upstream.events), UPSTREAM_DELAY + 5)
+            assert upstream.events == ["answered"]
+            assert time.monotonic() - hung_up_at > 1.0
+            assert await anyio.to_thread.run_sync(wait_for, lambda: len(output_files(handle)) > 0, 10.0)
+            assert await anyio.to_thread.run_sync(wait_for, lambda: len(tool_call_lines(handle)) == 1, 10.0)
             [line] = tool_call_lines(handle)
-            assert line["outcome"] == "cancelled"
+            assert line["outcome"] == "cancelled"  # the call (not the job) ended when the client left
 
             # The server is unharmed: the next call (upstream answering at once) succeeds.
             upstream.delay = 0.0
             async with mcp_client(handle.mcp_url) as client:
                 assert_success(await generate(client, "a quick sketch"))
-            assert upstream.events == ["client_closed", "answered"]
+            assert upstream.events == ["answered", "answered"]

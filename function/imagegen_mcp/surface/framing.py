@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,12 +13,13 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 
 from ..errors import ErrorCode, ImageGenError
-from ..tools import CallContext, ImageOutcome, ImageTools
+from ..tools import CallContext, ImageTools
 from .arguments import arguments_model
 
 if TYPE_CHECKING:
     from ..access.caller import Caller
     from ..deps import Deps
+    from .jobs import JobTools
 
 
 class ErrorBody(BaseModel):
@@ -54,6 +54,7 @@ class Surface:
     server: MCPServer
     deps: Deps
     tools: ImageTools
+    jobs: JobTools
     in_process_caller: Caller | None
     specs: dict[str, ToolSpec] = field(default_factory=dict)
     resources: set[str] = field(default_factory=set)
@@ -94,21 +95,32 @@ class Surface:
         )
 
 
-def image_result(outcome: ImageOutcome) -> CallToolResult:
-    structured = outcome.structured
-    count = len(outcome.images)
+IMAGE_ERROR_FIELDS: dict[str, Any] = {"images": []}
+
+
+def image_error_result(err: ImageGenError) -> CallToolResult:
+    """`err` in the error shape of the image tools (generate_image, edit_image, get_job, cancel_job)."""
+    return ToolSpec("image", BaseModel, IMAGE_ERROR_FIELDS).error_result(err)
+
+
+def image_result(structured: dict[str, Any], preview: dict[str, str] | None = None) -> CallToolResult:
+    """A finished generation: a summary, one resource_link per image, and the optional inline preview."""
+    items = structured["images"]
     summary = (
-        f"{'Edited' if structured.get('operation') == 'edit' else 'Generated'} {count} image(s) with "
-        f"{structured['model']}; ids: {', '.join(s.id for s, _, _ in outcome.images)}."
+        f"{'Edited' if structured.get('operation') == 'edit' else 'Generated'} {len(items)} image(s) with "
+        f"{structured['model']}; ids: {', '.join(item['id'] for item in items)}."
     )
     content: list[Any] = [TextContent(type="text", text=summary)]
-    for stored, url, final in outcome.images:
+    for item in items:
         content.append(
             ResourceLink(
-                type="resource_link", uri=url, name=stored.id, mime_type=final.mime_type, size=stored.size_bytes
+                type="resource_link",
+                uri=item["url"],
+                name=item["id"],
+                mime_type=item["mime_type"],
+                size=item["size_bytes"],
             )
         )
-    if outcome.preview is not None:
-        data, mime = outcome.preview
-        content.append(ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime))
+    if preview is not None:
+        content.append(ImageContent(type="image", data=preview["data"], mime_type=preview["mime_type"]))
     return CallToolResult(content=content, structured_content=structured)

@@ -13,10 +13,16 @@ from ..catalog import GenerationOptions
 from ..errors import ErrorCode, ImageGenError
 from ..logs import current_fields, log_fields
 from .arguments import with_generation_options
-from .framing import ErrorBody, Surface, image_result
+from .framing import ErrorBody, Surface
 
 log = logging.getLogger("imagegen_mcp.calls")
 MAX_INPUT_IMAGES = 16
+WAIT_FIELD = Field(
+    ge=0,
+    le=300,
+    description="Seconds to wait for the images (0-300; default: the server's). Past that the call returns "
+    "status=running with a job_id; fetch the images later with get_job.",
+)
 
 
 class ImageItem(BaseModel):
@@ -41,6 +47,12 @@ class ImageResult(BaseModel):
     text: str | None = Field(None, description="Any text the model returned alongside the images.")
     operation: Literal["generate", "edit"] | None = None
     error: ErrorBody | None = None
+    job_id: str | None = Field(None, description="The job behind this result; pass it to get_job or cancel_job.")
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = Field(
+        None, description="The job's status; queued/running: call get_job with job_id to fetch the images."
+    )
+    progress: str | None = Field(None, description="The job's latest progress message.")
+    poll_after_seconds: float | None = Field(None, description="While running: when calling get_job is worthwhile.")
 
 
 def _annotations(title: str) -> ToolAnnotations:
@@ -55,7 +67,9 @@ def register(surface: Surface) -> None:
     prompt_chars = deps.settings.max_prompt_chars
     image_chars = deps.settings.max_request_bytes  # an inline image cannot be longer than the request body
 
-    async def run_tool(name: str, ctx: Context, options: GenerationOptions, **kwargs: Any) -> CallToolResult:
+    async def run_tool(
+        name: str, ctx: Context, options: GenerationOptions, wait_seconds: float | None, **kwargs: Any
+    ) -> CallToolResult:
         spec = surface.specs[name]
         started = time.monotonic()
         outcome_code = "cancelled"  # kept when the client hangs up: cancellation passes through the excepts below
@@ -64,9 +78,12 @@ def register(surface: Surface) -> None:
             call = surface.call_context(ctx)
             request_id = call.request_id
             log_fields(caller=call.caller.id)  # every log line of this call names the caller
-            outcome = await surface.tools.run(call, options=options, **kwargs)
-            outcome_code = "ok"
-            return image_result(outcome)
+            operation = "edit" if name == "edit_image" else "generate"
+            result = await surface.jobs.start(call, operation, wait_seconds, {"options": options, **kwargs})
+            structured = result.structured_content or {}
+            error = structured.get("error")
+            outcome_code = error["code"] if isinstance(error, dict) else "ok"
+            return result
         except ImageGenError as err:
             outcome_code = err.code.value
             return spec.error_result(err)
@@ -108,12 +125,13 @@ def register(surface: Surface) -> None:
     async def generate_image(
         prompt: Annotated[str, Field(min_length=1, max_length=prompt_chars, description="What to draw.")],
         ctx: Context,
+        wait_seconds: Annotated[float | None, WAIT_FIELD] = None,
         *,
         model: str | None,
         options: GenerationOptions,
         preview: bool,
     ) -> Annotated[CallToolResult, ImageResult]:
-        return await run_tool("generate_image", ctx, options, prompt=prompt, model=model, preview=preview)
+        return await run_tool("generate_image", ctx, options, wait_seconds, prompt=prompt, model=model, preview=preview)
 
     @surface.tool(
         name="edit_image",
@@ -137,11 +155,20 @@ def register(surface: Surface) -> None:
         mask: Annotated[
             str | None, Field(max_length=image_chars, description="Optional mask image, same size as the first image.")
         ] = None,
+        wait_seconds: Annotated[float | None, WAIT_FIELD] = None,
         *,
         model: str | None,
         options: GenerationOptions,
         preview: bool,
     ) -> Annotated[CallToolResult, ImageResult]:
         return await run_tool(
-            "edit_image", ctx, options, prompt=prompt, model=model, preview=preview, images=images, mask=mask
+            "edit_image",
+            ctx,
+            options,
+            wait_seconds,
+            prompt=prompt,
+            model=model,
+            preview=preview,
+            images=images,
+            mask=mask,
         )

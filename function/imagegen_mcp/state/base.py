@@ -1,0 +1,50 @@
+"""The StateStore protocol: JSON documents with an expiry, create-if-absent, transactional update, atomic counters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+# A mutation gets the current document data (None when absent or expired) and returns the new data,
+# or None to leave the document as it is. It may run more than once (Firestore retries contended
+# transactions), so it must be a pure function of its argument.
+Mutation = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One stored document: its key, its JSON data and when it expires (UTC)."""
+
+    key: str
+    data: dict[str, Any]
+    expires_at: datetime
+
+
+class StateStore(Protocol):
+    """Documents grouped in collections; every operation is atomic across processes and instances."""
+
+    max_document_bytes: int  # the largest JSON document the backend stores
+
+    async def get(self, collection: str, key: str) -> Document | None:
+        """The document, or None when absent or past its expiry."""
+        ...
+
+    async def create(self, collection: str, key: str, data: dict[str, Any], *, expires_at: datetime) -> bool:
+        """Store `data` under `key` unless a live document is there; True when this call created it."""
+        ...
+
+    async def update(
+        self, collection: str, key: str, mutate: Mutation, *, expires_at: datetime | None = None
+    ) -> Document | None:
+        """Read-modify-write in one transaction; returns the document as it is afterwards (None: absent)."""
+        ...
+
+    async def increment(self, collection: str, key: str, field: str, amount: int, *, expires_at: datetime) -> int:
+        """Atomically add `amount` to integer `field` (absent: 0); expiry becomes `expires_at`; returns the sum."""
+        ...
+
+    async def delete(self, collection: str, key: str) -> None: ...
+
+    async def aclose(self) -> None: ...

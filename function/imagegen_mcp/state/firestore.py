@@ -1,0 +1,107 @@
+"""FirestoreStateStore: the StateStore on Firestore in Native mode (transactions; TTL policy on `expires_at`)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .base import Document, Mutation
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+EXPIRY_FIELD = "expires_at"  # the field Terraform's TTL policy names; Firestore deletes expired documents lazily
+# Contended documents (a hot counter, workers racing for one job) abort transactions; the SDK retries them.
+TRANSACTION_ATTEMPTS = 30
+
+
+def _live(snapshot: Any) -> tuple[dict[str, Any], datetime] | None:
+    if not snapshot.exists:
+        return None
+    raw = snapshot.to_dict() or {}
+    expires = raw.get(EXPIRY_FIELD)
+    if not isinstance(expires, datetime) or expires <= datetime.now(UTC):
+        return None  # TTL deletion can lag by a day: an expired document reads as absent
+    return dict(raw.get("data") or {}), expires
+
+
+class FirestoreStateStore:
+    """One document per key at `<collection>/<key>`: `{data: {...}, expires_at: timestamp}`; SDK calls off the loop."""
+
+    max_document_bytes = 1_000_000  # Firestore's document limit is 1 MiB, field names and overhead included
+
+    def __init__(self, settings: Settings) -> None:
+        from google.cloud import firestore  # heavy SDK: imported only when this backend is chosen
+
+        self._firestore = firestore
+        self._client = firestore.Client(project=settings.google_cloud_project, database=settings.firestore_database)
+
+    def _ref(self, collection: str, key: str) -> Any:
+        return self._client.collection(collection).document(key)
+
+    def _in_transaction(self, body: Any) -> Any:
+        transaction = self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
+        return self._firestore.transactional(body)(transaction)
+
+    async def get(self, collection: str, key: str) -> Document | None:
+        def body() -> Document | None:
+            found = _live(self._ref(collection, key).get())
+            return None if found is None else Document(key, found[0], found[1])
+
+        return await asyncio.to_thread(body)
+
+    async def create(self, collection: str, key: str, data: dict[str, Any], *, expires_at: datetime) -> bool:
+        ref = self._ref(collection, key)
+
+        def body(transaction: Any) -> bool:
+            if _live(ref.get(transaction=transaction)) is not None:
+                return False
+            transaction.set(ref, {"data": data, EXPIRY_FIELD: expires_at.astimezone(UTC)})
+            return True
+
+        return await asyncio.to_thread(self._in_transaction, body)
+
+    async def update(
+        self, collection: str, key: str, mutate: Mutation, *, expires_at: datetime | None = None
+    ) -> Document | None:
+        ref = self._ref(collection, key)
+
+        def body(transaction: Any) -> Document | None:
+            found = _live(ref.get(transaction=transaction))
+            current, expires = found if found else (None, None)
+            new = mutate(None if current is None else dict(current))
+            if new is None:
+                return None if current is None or expires is None else Document(key, current, expires)
+            stamp = expires_at.astimezone(UTC) if expires_at is not None else expires
+            if stamp is None:
+                raise ValueError("creating a document through update needs expires_at")
+            transaction.set(ref, {"data": new, EXPIRY_FIELD: stamp})
+            return Document(key, new, stamp)
+
+        return await asyncio.to_thread(self._in_transaction, body)
+
+    async def increment(self, collection: str, key: str, field: str, amount: int, *, expires_at: datetime) -> int:
+        ref = self._ref(collection, key)
+        stamp = expires_at.astimezone(UTC)
+
+        def reset_if_expired(transaction: Any) -> None:
+            snapshot = ref.get(transaction=transaction)
+            if snapshot.exists and _live(snapshot) is None:
+                transaction.set(ref, {"data": {}, EXPIRY_FIELD: stamp})
+
+        def body() -> int:
+            snapshot = ref.get()
+            if snapshot.exists and _live(snapshot) is None:
+                self._in_transaction(reset_if_expired)
+            # A server-side increment: a hot counter takes concurrent writers without transaction contention.
+            result = ref.set({"data": {field: self._firestore.Increment(amount)}, EXPIRY_FIELD: stamp}, merge=True)
+            return int(result.transform_results[0].integer_value)
+
+        return await asyncio.to_thread(body)
+
+    async def delete(self, collection: str, key: str) -> None:
+        await asyncio.to_thread(self._ref(collection, key).delete)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._client.close)

@@ -1,0 +1,146 @@
+"""SQLiteStateStore: the embedded StateStore (one WAL-mode file in the local data folder, safe across processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .base import Document, Mutation
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (collection, key)
+)
+"""
+BUSY_TIMEOUT_SECONDS = 30.0
+SWEEP_EVERY_WRITES = 500
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()
+
+
+def _stamp(moment: datetime) -> float:
+    return moment.astimezone(UTC).timestamp()
+
+
+class SQLiteStateStore:
+    """Each operation is one transaction (writes: `BEGIN IMMEDIATE`) on the store's connection, off the event loop."""
+
+    max_document_bytes = 256 * 1024 * 1024  # far below SQLite's 1 GB row limit; bounded by the request size anyway
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._writes = 0
+        self._db: sqlite3.Connection | None = self._connect()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so a read-modify-write holds the write lock.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("state store is closed")
+        return self._db
+
+    def _read(self, conn: sqlite3.Connection, collection: str, key: str) -> tuple[dict[str, Any], float] | None:
+        row = conn.execute(
+            "SELECT data, expires_at FROM documents WHERE collection = ? AND key = ?", (collection, key)
+        ).fetchone()
+        if row is None or row[1] <= _now():
+            return None
+        return json.loads(row[0]), row[1]
+
+    def _write(self, conn: sqlite3.Connection, collection: str, key: str, data: dict[str, Any], expires: float) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO documents (collection, key, data, expires_at) VALUES (?, ?, ?, ?)",
+            (collection, key, json.dumps(data, separators=(",", ":")), expires),
+        )
+        self._writes += 1
+        if self._writes % SWEEP_EVERY_WRITES == 0:
+            conn.execute("DELETE FROM documents WHERE expires_at <= ?", (_now(),))
+
+    def _transaction(self, body: Any, *, write: bool = True) -> Any:
+        # One connection per store, one transaction at a time in this process; SQLite's file locks order processes.
+        with self._lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = body(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+    async def get(self, collection: str, key: str) -> Document | None:
+        def body(conn: sqlite3.Connection) -> Document | None:
+            found = self._read(conn, collection, key)
+            return None if found is None else Document(key, found[0], datetime.fromtimestamp(found[1], UTC))
+
+        return await asyncio.to_thread(self._transaction, body, write=False)
+
+    async def create(self, collection: str, key: str, data: dict[str, Any], *, expires_at: datetime) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            if self._read(conn, collection, key) is not None:
+                return False
+            self._write(conn, collection, key, data, _stamp(expires_at))
+            return True
+
+        return await asyncio.to_thread(self._transaction, body)
+
+    async def update(
+        self, collection: str, key: str, mutate: Mutation, *, expires_at: datetime | None = None
+    ) -> Document | None:
+        def body(conn: sqlite3.Connection) -> Document | None:
+            found = self._read(conn, collection, key)
+            current, expires = (found[0], found[1]) if found else (None, None)
+            new = mutate(None if current is None else json.loads(json.dumps(current)))
+            if new is None:
+                if current is None or expires is None:
+                    return None
+                return Document(key, current, datetime.fromtimestamp(expires, UTC))
+            stamp = _stamp(expires_at) if expires_at is not None else expires
+            if stamp is None:
+                raise ValueError("creating a document through update needs expires_at")
+            self._write(conn, collection, key, new, stamp)
+            return Document(key, new, datetime.fromtimestamp(stamp, UTC))
+
+        return await asyncio.to_thread(self._transaction, body)
+
+    async def increment(self, collection: str, key: str, field: str, amount: int, *, expires_at: datetime) -> int:
+        def body(conn: sqlite3.Connection) -> int:
+            found = self._read(conn, collection, key)
+            data = found[0] if found else {}
+            data[field] = int(data.get(field, 0)) + amount
+            self._write(conn, collection, key, data, _stamp(expires_at))
+            return data[field]
+
+        return await asyncio.to_thread(self._transaction, body)
+
+    async def delete(self, collection: str, key: str) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM documents WHERE collection = ? AND key = ?", (collection, key))
+
+        await asyncio.to_thread(self._transaction, body)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -1,0 +1,151 @@
+"""StateStore contract, run against the embedded SQLite store and the real Firestore emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagegen_mcp.state.base import StateStore
+
+pytestmark = pytest.mark.anyio
+
+LATER = datetime.now(UTC) + timedelta(days=1)
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[StateStore]:
+    if request.param == "sqlite":
+        from imagegen_mcp.state.sqlite import SQLiteStateStore
+
+        backend: Any = SQLiteStateStore(tmp_path / "state.sqlite3")
+    else:
+        host = request.getfixturevalue("firestore_emulator")
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)
+        from imagegen_mcp.state.firestore import FirestoreStateStore
+
+        backend = FirestoreStateStore(make_settings(google_cloud_project="imagegen-test"))
+    yield backend
+    await backend.aclose()
+
+
+def _collection() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+async def test_create_is_create_if_absent(store: StateStore) -> None:
+    coll = _collection()
+    assert await store.create(coll, "a", {"v": 1, "nested": {"x": [1, 2]}}, expires_at=LATER)
+    assert not await store.create(coll, "a", {"v": 2}, expires_at=LATER)
+    doc = await store.get(coll, "a")
+    assert doc is not None and doc.data == {"v": 1, "nested": {"x": [1, 2]}}
+    assert abs((doc.expires_at - LATER).total_seconds()) < 1
+    assert await store.get(coll, "missing") is None
+
+
+async def test_expired_document_reads_absent_and_can_be_recreated(store: StateStore) -> None:
+    coll = _collection()
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    assert await store.create(coll, "a", {"v": 1}, expires_at=past)
+    assert await store.get(coll, "a") is None
+    assert await store.update(coll, "a", lambda d: None if d is None else {"stale": d}) is None
+    assert await store.create(coll, "b", {"v": 1}, expires_at=past)
+    assert await store.create(coll, "b", {"v": 2}, expires_at=LATER)
+    doc = await store.get(coll, "b")
+    assert doc is not None and doc.data == {"v": 2}
+
+
+async def test_update_mutation_sees_current_data_and_none_leaves_it(store: StateStore) -> None:
+    coll = _collection()
+    await store.create(coll, "a", {"status": "queued"}, expires_at=LATER)
+    unchanged = await store.update(coll, "a", lambda d: None)
+    assert unchanged is not None and unchanged.data == {"status": "queued"}
+    changed = await store.update(coll, "a", lambda d: {**(d or {}), "status": "running"})
+    assert changed is not None and changed.data == {"status": "running"}
+    got = await store.get(coll, "a")
+    assert got is not None and got.data == {"status": "running"}
+    absent = await store.update(coll, "nope", lambda d: None)
+    assert absent is None
+    with pytest.raises(ValueError):
+        await store.update(coll, "nope2", lambda d: {"x": 1})  # creating needs an expiry
+    created = await store.update(coll, "nope3", lambda d: {"was": d}, expires_at=LATER)
+    assert created is not None and created.data == {"was": None}
+
+
+async def test_conditional_update_has_exactly_one_winner(store: StateStore) -> None:
+    coll = _collection()
+    await store.create(coll, "job", {"status": "queued", "owner": None}, expires_at=LATER)
+
+    async def claim(worker: str) -> bool:
+        def mutate(d: dict[str, Any] | None) -> dict[str, Any] | None:
+            if d is None or d["status"] != "queued":
+                return None
+            return {"status": "running", "owner": worker}
+
+        doc = await store.update(coll, "job", mutate)
+        return doc is not None and doc.data["owner"] == worker
+
+    wins = await asyncio.gather(*(claim(f"w{i}") for i in range(8)))
+    assert sum(wins) == 1
+
+
+async def test_increment_is_atomic(store: StateStore) -> None:
+    coll = _collection()
+    values = await asyncio.gather(*(store.increment(coll, "c", "calls", 1, expires_at=LATER) for _ in range(20)))
+    assert sorted(values) == list(range(1, 21))
+    assert await store.increment(coll, "c", "calls", -5, expires_at=LATER) == 15
+    doc = await store.get(coll, "c")
+    assert doc is not None and doc.data == {"calls": 15}
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    assert await store.increment(coll, "old", "calls", 7, expires_at=past) == 7
+    assert await store.increment(coll, "old", "calls", 1, expires_at=LATER) == 1  # an expired counter starts over
+
+
+async def test_delete(store: StateStore) -> None:
+    coll = _collection()
+    await store.create(coll, "a", {"v": 1}, expires_at=LATER)
+    await store.delete(coll, "a")
+    assert await store.get(coll, "a") is None
+    await store.delete(coll, "a")  # deleting an absent document is fine
+
+
+_INCREMENTER = """
+import asyncio, sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from imagegen_mcp.state.sqlite import SQLiteStateStore
+
+async def main() -> None:
+    store = SQLiteStateStore(Path(sys.argv[1]))
+    for _ in range(int(sys.argv[2])):
+        await store.increment("c", "k", "n", 1, expires_at=datetime.now(UTC) + timedelta(days=1))
+    await store.aclose()
+
+asyncio.run(main())
+"""
+
+
+async def test_sqlite_counter_is_atomic_across_processes(tmp_path: Path) -> None:
+    from imagegen_mcp.state.sqlite import SQLiteStateStore
+
+    path = tmp_path / "shared.sqlite3"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _INCREMENTER, str(path), "60"], stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    store = SQLiteStateStore(path)
+    doc = await store.get("c", "k")
+    await store.aclose()
+    assert doc is not None and doc.data == {"n": 180}
