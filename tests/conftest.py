@@ -1,15 +1,26 @@
-"""Shared pytest configuration: anyio on asyncio, settings factory, in-process deps."""
+"""Shared pytest configuration: isolation from the developer's environment, anyio on asyncio, settings factory."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from imagegen_mcp.config import Settings
+from tests.support.loopback_guard import guard_subprocesses, is_isolated_variable
 from tests.support.loopback_guard import install as _stay_on_loopback
 
 _stay_on_loopback()
+guard_subprocesses(os.environ)  # every child Python inherits the guard through PYTHONPATH
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's IMAGEGEN_* settings or provider keys (nor hands them to a subprocess)."""
+    for name in list(os.environ):
+        if is_isolated_variable(name):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

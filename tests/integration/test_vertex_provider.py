@@ -38,6 +38,7 @@ from tests.fakes.google_token_server import (
     vertex_subprocess_env,
     write_service_account_file,
 )
+from tests.support.loopback_guard import guard_subprocesses
 
 pytestmark = pytest.mark.anyio
 
@@ -436,6 +437,7 @@ def test_subprocess_env_is_enough_for_vertex(tmp_path: Path) -> None:
     ):
         adc = write_service_account_file(tmp_path / "sa.json", token_uri)
         env = {"PATH": os.environ.get("PATH", ""), **vertex_subprocess_env(adc_file=adc, vertex_base_url=url)}
+        guard_subprocesses(env)
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) == len(make_png(40, 30))

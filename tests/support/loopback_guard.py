@@ -8,9 +8,16 @@ background call to iamcredentials.googleapis.com that service-account credential
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
+SITE = Path(__file__).resolve().parent / "loopback_site"
+# Settings and provider keys a developer may have exported; tests must neither read them nor pass them on.
+_ISOLATED_PREFIXES = ("IMAGEGEN_", "OPENAI_", "OPENROUTER_", "REPLICATE_", "GEMINI_", "GOOGLE_", "K_SERVICE")
+_ISOLATED_NAMES = {"PORT", "STORAGE_EMULATOR_HOST", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT"}
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
 _installed = False
 
@@ -27,6 +34,20 @@ def _is_loopback(host: Any) -> bool:
         return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+def is_isolated_variable(name: str) -> bool:
+    """Whether an environment variable is a setting or provider credential the tests must not inherit."""
+    if name == "IMAGEGEN_DEV_VENV":  # where dev.py keeps the venv: not a setting of the service
+        return False
+    return name.startswith(_ISOLATED_PREFIXES) or name in _ISOLATED_NAMES
+
+
+def guard_subprocesses(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Put the guard's sitecustomize first on `env`'s PYTHONPATH, so Python started with `env` installs the guard."""
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE)]
+    env["PYTHONPATH"] = os.pathsep.join([str(SITE), *parts])
+    return env
 
 
 class NonLoopbackBlocked(OSError):
