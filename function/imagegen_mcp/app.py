@@ -122,7 +122,9 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.settings.max_request_bytes):
+        if length is not None and not (
+            length.isascii() and length.isdigit() and int(length) <= self.settings.max_request_bytes
+        ):
             await _json_error(413, ErrorCode.INVALID_ARGUMENT.value, "request body too large")(scope, receive, send)
             return
         client = scope.get("client")

@@ -121,3 +121,13 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("K_SERVICE", "svc")
     s = Settings(_env_file=None)  # type: ignore[call-arg]
     assert (s.url_ttl_seconds, s.port, s.google_cloud_project, s.cloud_run_service) == (120, 9999, "proj", "svc")
+
+
+async def test_link_lifetime_is_the_ttl(make_settings) -> None:  # type: ignore[no-untyped-def]
+    store = LocalStore(make_settings())
+    stored = await store.put(b"x", mime_type="image/png", metadata={})
+    before = time.time()
+    link = await store.sign(stored.id, ttl_seconds=600, base_url=None)
+    expires = int(link.url.split("expires=", 1)[1].split("&", 1)[0])
+    assert before + 599 <= expires <= time.time() + 600
+    assert link.expires_at.timestamp() == expires
