@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
-from .access.hosts import HostPolicy
+from .access.hosts import HostPolicy, format_authority, parse_authority
 from .config import Settings
 from .errors import ErrorCode, ImageGenError
 from .logs import bind_request, configure_logging, reset_request, trace_field
@@ -49,7 +49,8 @@ def _base_url(scope: Scope, settings: Settings) -> str:
         return settings.public_url
     headers = request_headers(scope)
     proto = headers.get("x-forwarded-proto", "").split(",")[0].strip() or scope.get("scheme", "http")
-    host = headers.get("host") or "127.0.0.1"
+    authority = parse_authority(headers.get("host"))  # rebuilt from its parsed parts, never copied
+    host = format_authority(*authority) if authority else "127.0.0.1"
     return f"{'https' if proto == 'https' else 'http'}://{host}"
 
 

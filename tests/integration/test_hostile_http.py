@@ -100,3 +100,27 @@ async def test_a_non_ascii_content_length_is_refused_not_a_500(make_settings, le
     """h11 refuses such a header itself; other ASGI servers (functions-framework's) may pass it on."""
     app = create_app(make_settings())
     assert await _asgi_post(app, [(b"content-length", length)]) == 413
+
+
+@pytest.mark.parametrize("host", ["localhost:@evil.com", "localhost:18900.evil.com", "[::1].evil.com"])
+@pytest.mark.parametrize("path", ["/mcp", "/.well-known/oauth-protected-resource", "/files/x"])
+def test_a_host_header_that_only_starts_like_loopback_is_refused(
+    served: tuple[str, LocalStore], host: str, path: str
+) -> None:
+    base_url, _ = served
+    response = httpx2.post(f"{base_url}{path}", headers={"Host": host}, json={}, timeout=10)
+    if path != "/mcp":
+        response = httpx2.get(f"{base_url}{path}", headers={"Host": host}, timeout=10)
+    assert response.status_code == 421, response.text
+    assert "evil" not in response.text
+
+
+def test_links_and_metadata_use_the_parsed_host(make_settings) -> None:  # type: ignore[no-untyped-def]
+    """Without IMAGEGEN_PUBLIC_URL, the base URL is rebuilt from the validated Host (lower-cased, no junk)."""
+    app = create_app(make_settings(auth="bearer"))
+    with serve_in_thread(app) as base_url:
+        port = urlsplit(base_url).port
+        meta = httpx2.get(
+            f"{base_url}/.well-known/oauth-protected-resource", headers={"Host": f"LOCALHOST:{port}"}, timeout=10
+        )
+        assert meta.json()["resource"] == f"http://localhost:{port}/mcp"
