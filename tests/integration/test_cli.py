@@ -51,3 +51,17 @@ def test_bad_configuration_is_one_clear_message(tmp_path: Path) -> None:
     done = _run(["models"], tmp_path, IMAGEGEN_STORAGE="gcs")
     assert done.returncode == 2
     assert "IMAGEGEN_BUCKET" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_provider_key_in_the_config_file_is_used(tmp_path: Path) -> None:
+    config = tmp_path / "imagegen.env"
+    config.write_text("OPENAI_API_KEY=sk-from-config-file\n")
+    plain = _run(["models", "--json"], tmp_path)
+    configured = _run(["models", "--json", "--config", str(config)], tmp_path)
+    assert plain.returncode == 0 and configured.returncode == 0, configured.stderr
+
+    def openai_available(listing: str) -> bool:
+        models = json.loads(listing)["models"]
+        return any(m["available"] and m["provider"] == "openai" for m in models)
+
+    assert not openai_available(plain.stdout) and openai_available(configured.stdout)

@@ -169,3 +169,21 @@ async def test_link_lifetime_is_the_ttl(make_settings) -> None:  # type: ignore[
     expires = int(link.url.split("expires=", 1)[1].split("&", 1)[0])
     assert before + 599 <= expires <= time.time() + 600
     assert link.expires_at.timestamp() == expires
+
+
+async def test_secrets_in_a_config_file_are_used(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """config.py reads the provider keys and bearer hashes (environment or --config file); the env source uses them."""
+    from imagegen_mcp.secrets.base import EnvSecretSource
+
+    config = tmp_path / "imagegen.env"
+    config.write_text('OPENAI_API_KEY=sk-from-file\nIMAGEGEN_API_KEYS=[{"sha256": "ab"}]\nGOOGLE_API_KEY=g-file\n')
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r-from-env")
+    source = EnvSecretSource.from_settings(Settings(_env_file=config))  # type: ignore[call-arg]
+    assert await source.get("openai") == "sk-from-file"
+    assert await source.get("api_keys") == '[{"sha256": "ab"}]'
+    assert await source.get("gemini") == "g-file"
+    assert await source.get("replicate") == "r-from-env"
+    assert await source.get("openrouter") is None
+    monkeypatch.setenv("GEMINI_API_KEY", "g-env")
+    assert await EnvSecretSource.from_settings(Settings(_env_file=config)).get("gemini") == "g-env"  # type: ignore[call-arg]
+    assert "sk-from-file" not in repr(Settings(_env_file=config))  # type: ignore[call-arg]
