@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -18,6 +19,22 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     if env_file is not None and not Path(env_file).is_file():
         raise SystemExit(f"config file {env_file} does not exist")
     return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+
+
+# The bounds uvicorn offers (it has no header-read timeout; docs/security.md says what Cloud Run's front end adds).
+# The Dockerfile CMD passes the same values as flags (a test compares them).
+UVICORN_LIMITS: dict[str, int] = {
+    "timeout_keep_alive": 5,  # idle keep-alive connections closed after 5 s
+    "h11_max_incomplete_event_size": 16 * 1024,  # request line + headers held per connection
+    "limit_concurrency": 1000,  # connections + tasks before 503s, below the usual 1024 file-descriptor limit
+    "backlog": 2048,
+}
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen before announcing anything, so a busy port is one clear error and no \"listening\" line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=UVICORN_LIMITS["backlog"])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -37,24 +54,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"imagegen-mcp: refusing to start: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as exc:
+        print(f"imagegen-mcp: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    if port != settings.port:  # --port 0: links and the printed URL use the port the system chose
+        settings = settings.model_copy(update={"port": port})
     app = create_app(settings)
-    print(
-        f"imagegen-mcp listening on http://{settings.host}:{settings.port}/mcp "
-        f"(storage={settings.storage}, auth={settings.auth})",
-        file=sys.stderr,
-        flush=True,
-    )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_level="warning",
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips="*" if settings.cloud_run_service else "127.0.0.1",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         lifespan="on",
+        **UVICORN_LIMITS,
     )
+    print(
+        f"imagegen-mcp listening on http://{settings.host}:{port}/mcp "
+        f"(storage={settings.storage}, auth={settings.auth})",
+        file=sys.stderr,
+        flush=True,
+    )
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

@@ -65,3 +65,27 @@ def test_provider_key_in_the_config_file_is_used(tmp_path: Path) -> None:
         return any(m["available"] and m["provider"] == "openai" for m in models)
 
     assert not openai_available(plain.stdout) and openai_available(configured.stdout)
+
+
+def test_serve_on_a_busy_port_fails_before_announcing(tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = _run(["serve", "--port", str(port)], tmp_path)
+    assert done.returncode == 1
+    assert "listening" not in done.stderr and "cannot listen on 127.0.0.1" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_dockerfile_cmd_sets_the_uvicorn_limits_serve_uses() -> None:
+    import re
+    import shlex
+
+    from imagegen_mcp.cli import UVICORN_LIMITS
+
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1))  # type: ignore[union-attr]
+    words = shlex.split(cmd[-1])
+    flags = {words[i].removeprefix("--").replace("-", "_"): words[i + 1] for i in range(len(words) - 1)}
+    assert {name: int(flags[name]) for name in UVICORN_LIMITS} == UVICORN_LIMITS
