@@ -24,6 +24,8 @@ STAMP = VENV / ".imagegen-install-stamp"
 
 
 _FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP")
+# Tests in parallel, one worker per core; a module's tests stay on one worker (its module fixtures start once).
+_XDIST = ("-n", "auto", "--dist", "loadscope")
 _SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel sent (Ctrl-C on the terminal), not kill()
 
 
@@ -95,7 +97,8 @@ def main(argv: list[str]) -> int:
     if command == "shell":
         return _run(os.environ.get("SHELL", "/bin/sh"), env=env)
     lint = _run(PY, "-m", "ruff", "check", ".", env=env)
-    tests = _run(PY, "-m", "pytest", *rest, env=env)
+    parallel = [] if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in rest) else _XDIST
+    tests = _run(PY, "-m", "pytest", *parallel, *rest, env=env)
     return tests or lint
 
 

@@ -50,6 +50,16 @@ def guard_subprocesses(env: MutableMapping[str, str]) -> MutableMapping[str, str
     return env
 
 
+def unguarded(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """`env` without the guard, for the one kind of child that must reach a registry: pip building tool venvs."""
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE)]
+    if parts:
+        env["PYTHONPATH"] = os.pathsep.join(parts)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
 class NonLoopbackBlocked(OSError):
     """Raised instead of resolving or connecting to anything off loopback."""
 
