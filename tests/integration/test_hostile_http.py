@@ -58,7 +58,7 @@ def test_files_link_with_non_ascii_query_is_a_clean_refusal(
 def test_a_link_signed_with_a_short_ttl_stops_working_after_it(served: tuple[str, LocalStore]) -> None:
     """A correctly signed link is refused once its own expiry passes (not only when `expires` is tampered with)."""
     base_url, store = served
-    path, query = _stored_link(base_url, store, ttl=1)
+    path, query = _stored_link(base_url, store, ttl=4)  # expires = int(now) + 4: at least 3 s to fetch it once
     url = f"{path}?expires={query['expires']}&sig={query['sig']}"
     assert httpx2.get(url, timeout=10).status_code == 200
     while time.time() <= int(query["expires"]):
