@@ -27,5 +27,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=4)"]
 
-# Cloud Run sets $PORT; exec so uvicorn receives SIGTERM directly.
-CMD ["sh", "-c", "exec uvicorn main:app --app-dir function --host 0.0.0.0 --port \"${PORT:-8080}\" --no-proxy-headers"]
+# Cloud Run sets $PORT; exec so uvicorn receives SIGTERM directly. The limits are cli.UVICORN_LIMITS (docs/security.md).
+CMD ["sh", "-c", "exec uvicorn main:app --app-dir function --host 0.0.0.0 --port \"${PORT:-8080}\" --no-proxy-headers --timeout-keep-alive 5 --h11-max-incomplete-event-size 16384 --limit-concurrency 1000 --backlog 2048"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -27,9 +28,42 @@ DEV_LOCK = ROOT / "requirements-dev.txt"
 LOCK_TOOL = "pip-tools==7.6.2"
 
 
+_FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP")
+# Tests in parallel, one worker per core; a module's tests stay on one worker (its module fixtures start once).
+_XDIST = ("-n", "auto", "--dist", "loadscope")
+_SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel sent (Ctrl-C on the terminal), not kill()
+
+
 def _run(*cmd: str | os.PathLike[str], env: dict[str, str] | None = None) -> int:
+    """Run `cmd` and wait; SIGTERM/SIGINT/SIGHUP sent to dev.py are passed on, so no child outlives it."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)  # noqa: S603 - our own fixed commands
+    argv = [str(c) for c in cmd]
+    if not hasattr(signal, "sigtimedwait"):  # Windows, macOS: no siginfo; the console signals the child itself
+        return subprocess.call(argv, cwd=ROOT, env=env)  # noqa: S603 - our own fixed commands
+    signals = {getattr(signal, name) for name in _FORWARDED}
+    # Blocked here and waited for below (with the sender known); the child starts with them unblocked.
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        child = subprocess.Popen(  # noqa: S603 - our own fixed commands
+            argv, cwd=ROOT, env=env, preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+        )
+        stopped = 0
+        while child.poll() is None:
+            info = signal.sigtimedwait(signals, 0.2)
+            if info is None:
+                continue
+            stopped = info.si_signo
+            # Ctrl-C on the terminal already reached the child (same process group): passing it on would make
+            # it a second Ctrl-C (uvicorn and pytest then stop without cleaning up).
+            if not (info.si_signo == signal.SIGINT and info.si_code == _SI_KERNEL):
+                child.send_signal(info.si_signo)
+        while (late := signal.sigtimedwait(signals, 0)) is not None:  # came as the child ended: still a stop
+            stopped = stopped or late.si_signo
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    if stopped:  # stop here, not go on to the next command (`test` runs lint, then pytest)
+        sys.exit(child.returncode if child.returncode > 0 else 128 + stopped)
+    return child.returncode
 
 
 def ensure_venv() -> None:
@@ -113,7 +147,8 @@ def main(argv: list[str]) -> int:
     if command == "shell":
         return _run(os.environ.get("SHELL", "/bin/sh"), env=env)
     lint = _run(PY, "-m", "ruff", "check", ".", env=env)
-    tests = _run(PY, "-m", "pytest", *rest, env=env)
+    parallel = [] if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in rest) else _XDIST
+    tests = _run(PY, "-m", "pytest", *parallel, *rest, env=env)
     return tests or lint
 
 

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .access.hosts import HostPolicy
+from .access.hosts import HostPolicy, format_authority, parse_authority
 from .config import Settings
 from .errors import ErrorCode, ImageGenError
 from .logs import bind_request, configure_logging, reset_request, trace_field
@@ -50,7 +50,8 @@ def _base_url(scope: Scope, settings: Settings) -> str:
         return settings.public_url
     headers = request_headers(scope)
     proto = headers.get("x-forwarded-proto", "").split(",")[0].strip() or scope.get("scheme", "http")
-    host = headers.get("host") or "127.0.0.1"
+    authority = parse_authority(headers.get("host"))  # rebuilt from its parsed parts, never copied
+    host = format_authority(*authority) if authority else "127.0.0.1"
     return f"{'https' if proto == 'https' else 'http'}://{host}"
 
 
@@ -125,7 +126,9 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.settings.max_request_bytes):
+        if length is not None and not (
+            length.isascii() and length.isdigit() and int(length) <= self.settings.max_request_bytes
+        ):
             await _json_error(413, ErrorCode.INVALID_ARGUMENT.value, "request body too large")(scope, receive, send)
             return
         client = scope.get("client")

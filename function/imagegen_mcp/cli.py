@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -18,6 +20,22 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     if env_file is not None and not Path(env_file).is_file():
         raise SystemExit(f"config file {env_file} does not exist")
     return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+
+
+# The bounds uvicorn offers (it has no header-read timeout; docs/security.md says what Cloud Run's front end adds).
+# The Dockerfile CMD passes the same values as flags (a test compares them).
+UVICORN_LIMITS: dict[str, int] = {
+    "timeout_keep_alive": 5,  # idle keep-alive connections closed after 5 s
+    "h11_max_incomplete_event_size": 16 * 1024,  # request line + headers held per connection
+    "limit_concurrency": 1000,  # connections + tasks before 503s, below the usual 1024 file-descriptor limit
+    "backlog": 2048,
+}
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen before announcing anything, so a busy port is one clear error and no \"listening\" line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=UVICORN_LIMITS["backlog"])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -37,24 +55,52 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"imagegen-mcp: refusing to start: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as exc:
+        print(f"imagegen-mcp: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    if port != settings.port:  # --port 0: links and the printed URL use the port the system chose
+        settings = settings.model_copy(update={"port": port})
     app = create_app(settings)
-    print(
-        f"imagegen-mcp listening on http://{settings.host}:{settings.port}/mcp "
-        f"(storage={settings.storage}, auth={settings.auth})",
-        file=sys.stderr,
-        flush=True,
-    )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_level="warning",
         access_log=False,
         proxy_headers=False,  # the peer must not choose its own address and scheme (docs/security-auth.md)
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         lifespan="on",
+        **UVICORN_LIMITS,
     )
+    print(
+        f"imagegen-mcp listening on http://{settings.host}:{port}/mcp "
+        f"(storage={settings.storage}, auth={settings.auth})",
+        file=sys.stderr,
+        flush=True,
+    )
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _local_image(ref: str, max_bytes: int) -> str:
+    """A local file path as a data URL (the CLI runs on the user's machine); any other reference unchanged."""
+    path = Path(ref).expanduser()
+    looks_like_path = ref.startswith(("/", "./", "../", "~")) or path.suffix.lower() in _IMAGE_SUFFIXES
+    if "://" in ref or ref.lower().startswith("data:") or not (looks_like_path or path.is_file()):
+        return ref
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SystemExit(f"imagegen-mcp: {ref} is larger than {max_bytes} bytes (IMAGEGEN_MAX_INPUT_IMAGE_BYTES)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"imagegen-mcp: cannot read {ref}: {exc.strerror}") from exc
+    return "data:;base64," + base64.b64encode(data).decode("ascii")
+
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -80,6 +126,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> dict[str, A
             seed=args.seed,
             background=args.background,
             quality=args.quality,
+            negative_prompt=args.negative_prompt,
         )
         try:
             outcome = await ImageTools(deps).run(
@@ -87,19 +134,26 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> dict[str, A
                 prompt=args.prompt,
                 model=args.model,
                 options=options,
-                preview=False,
+                preview=args.preview is not None,
                 images=args.image or None,
                 mask=args.mask,
             )
         except ImageGenError as err:
             return {"error": err.to_dict()}
-        return outcome.structured
+        result = dict(outcome.structured)
+        if args.preview is not None and outcome.preview is not None:
+            await asyncio.to_thread(Path(args.preview).write_bytes, outcome.preview[0])
+            result["preview"] = str(args.preview)
+        return result
     finally:
         await deps.aclose()
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    limit = settings.max_input_image_bytes
+    args.image = [_local_image(ref, limit) for ref in args.image] if args.image else None
+    args.mask = _local_image(args.mask, limit) if args.mask is not None else None
     result = asyncio.run(_generate(settings, args))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -110,6 +164,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             location = image["uri"].removeprefix("file://") if image["uri"].startswith("file://") else image["uri"]
             print(f"{image['id']}  {image['width']}x{image['height']}  {location}")
             print(f"  {image['url']}")
+        if "preview" in result:
+            print(f"preview: {result['preview']}")
     return 1 if "error" in result else 0
 
 
@@ -166,20 +222,46 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=None, help="env file with IMAGEGEN_* settings")
     serve.set_defaults(func=cmd_serve)
 
-    gen = sub.add_parser("generate", help="generate (or, with --image, edit) one-shot and print where it went")
-    gen.add_argument("prompt")
-    gen.add_argument("--model", default=None)
-    gen.add_argument("--n", type=int, default=1)
-    gen.add_argument("--aspect-ratio", default=None)
-    gen.add_argument("--image-size", default=None)
-    gen.add_argument("--output-format", default="png", choices=["png", "jpeg", "webp"])
-    gen.add_argument("--background", default=None, choices=["transparent", "opaque", "auto"])
-    gen.add_argument("--quality", default=None, choices=["low", "medium", "high", "auto"])
-    gen.add_argument("--seed", type=int, default=None)
-    gen.add_argument("--image", action="append", help="input image reference (repeatable): edit instead")
-    gen.add_argument("--mask", default=None)
+    gen = sub.add_parser(
+        "generate",
+        help="generate (or, with --image, edit) one-shot and print where it went",
+        description="Generate images (or edit, with --image) once, in this process, and print where they went.",
+    )
+    gen.add_argument("prompt", help="what to draw (with --image: the change to make)")
+    gen.add_argument("--model", default=None, help="model id from `imagegen-mcp models` (default: the default model)")
+    gen.add_argument("--n", type=int, default=1, help="how many images (the model's max_n applies; default 1)")
+    gen.add_argument("--aspect-ratio", default=None, help="e.g. 1:1, 3:2, 16:9 (model-dependent)")
+    gen.add_argument("--image-size", default=None, help="resolution class 1K/2K/4K where the model supports it")
+    gen.add_argument(
+        "--output-format", default="png", choices=["png", "jpeg", "webp"], help="file format (default png)"
+    )
+    gen.add_argument(
+        "--background",
+        default=None,
+        choices=["transparent", "opaque", "auto"],
+        help="transparent needs a model that supports it",
+    )
+    gen.add_argument(
+        "--quality", default=None, choices=["low", "medium", "high", "auto"], help="quality tier, where supported"
+    )
+    gen.add_argument("--negative-prompt", default=None, help="what to avoid, where the model supports it")
+    gen.add_argument("--seed", type=int, default=None, help="seed for reproducible outputs, where supported")
+    gen.add_argument(
+        "--image",
+        action="append",
+        metavar="REF",
+        help="input image (repeatable): edit instead of generate. A local file path, an https URL, gs:// URI, "
+        "data URL or the id of an earlier output",
+    )
+    gen.add_argument("--mask", default=None, metavar="REF", help="mask PNG with alpha, same size as the first image")
+    gen.add_argument(
+        "--preview",
+        default=None,
+        metavar="FILE",
+        help="also write a small preview (long side IMAGEGEN_PREVIEW_MAX_PX) of the first image to FILE",
+    )
     gen.add_argument("--json", action="store_true", help="print the structured result as JSON")
-    gen.add_argument("--config", default=None)
+    gen.add_argument("--config", default=None, help="env file with IMAGEGEN_* settings and provider keys")
     gen.set_defaults(func=cmd_generate)
 
     models = sub.add_parser("models", help="list the catalog and what is available here")

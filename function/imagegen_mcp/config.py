@@ -73,6 +73,26 @@ class Settings(BaseSettings):
     replicate_key_secret: str = Field("imagegen-replicate-api-token", description="Secret id of the Replicate token.")
     gemini_key_secret: str = Field("imagegen-gemini-api-key", description="Secret id of the Gemini API key.")
     api_keys_secret: str = Field("imagegen-api-keys", description="Secret id of the bearer key hashes (JSON).")
+    # The values themselves (env source; with secret-manager an environment value wins), under the vendors' names.
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY"), description="OpenAI API key."
+    )
+    openrouter_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENROUTER_API_KEY"), description="OpenRouter API key."
+    )
+    replicate_api_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("REPLICATE_API_TOKEN"), description="Replicate API token."
+    )
+    gemini_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        description="Gemini Developer API key (GEMINI_API_KEY wins over GOOGLE_API_KEY).",
+    )
+    api_keys: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("IMAGEGEN_API_KEYS"),
+        description="Bearer key hashes (JSON, as `imagegen-mcp keys create` prints) for `auth=bearer`.",
+    )
 
     # --- auth ----------------------------------------------------------------------------------------------------
     auth: Literal["none", "bearer", "iam"] = Field("none", description="Who may call.")

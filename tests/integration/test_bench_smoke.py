@@ -25,7 +25,7 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=540,  # ~60 s idle, 117 s at load 8, > 150 s at load 17 beside a second xdist worker: hangs only
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
@@ -33,7 +33,7 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return json.loads(out.read_text())
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(600)
 def test_quick_run_reports_every_scenario_against_the_floor(quick_report: dict) -> None:
     assert quick_report["schema"] == "imagegen-mcp-bench/1"
     assert quick_report["quick"] is True
@@ -49,7 +49,7 @@ def test_quick_run_reports_every_scenario_against_the_floor(quick_report: dict) 
     assert set(quick_report["targets_missed"]) == missed
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(600)
 def test_quick_run_measured_real_calls(quick_report: dict) -> None:
     scenarios = quick_report["scenarios"]
     plan = quick_report["plan"]
@@ -71,7 +71,7 @@ def test_quick_run_measured_real_calls(quick_report: dict) -> None:
     assert memory["leak"]["imagegen"]["calls"] == plan["leak_calls"]
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(600)
 def test_product_limits_that_do_not_depend_on_machine_speed(quick_report: dict) -> None:
     heavy = {
         h["module"]

@@ -7,10 +7,22 @@ background call to iamcredentials.googleapis.com that service-account credential
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import ipaddress
+import os
 import socket
+import sys
+from collections.abc import MutableMapping
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+SITE = Path(__file__).resolve().parent / "loopback_site"
+# Settings and provider keys a developer may have exported; tests must neither read them nor pass them on.
+_ISOLATED_PREFIXES = ("IMAGEGEN_", "OPENAI_", "OPENROUTER_", "REPLICATE_", "GEMINI_", "GOOGLE_", "K_SERVICE")
+_ISOLATED_NAMES = {"PORT", "STORAGE_EMULATOR_HOST", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT"}
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
 _installed = False
 
@@ -27,6 +39,30 @@ def _is_loopback(host: Any) -> bool:
         return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+def is_isolated_variable(name: str) -> bool:
+    """Whether an environment variable is a setting or provider credential the tests must not inherit."""
+    if name == "IMAGEGEN_DEV_VENV":  # where dev.py keeps the venv: not a setting of the service
+        return False
+    return name.startswith(_ISOLATED_PREFIXES) or name in _ISOLATED_NAMES
+
+
+def guard_subprocesses(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Put the guard's sitecustomize first on `env`'s PYTHONPATH, so Python started with `env` installs the guard."""
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE)]
+    env["PYTHONPATH"] = os.pathsep.join([str(SITE), *parts])
+    return env
+
+
+def unguarded(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """`env` without the guard, for the one kind of child that must reach a registry: pip building tool venvs."""
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE)]
+    if parts:
+        env["PYTHONPATH"] = os.pathsep.join(parts)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
 
 
 class NonLoopbackBlocked(OSError):
@@ -67,10 +103,40 @@ def install() -> None:
 
 
 def _disable_regional_access_boundary_lookup() -> None:
-    try:
-        from google.auth import credentials
-    except ImportError:
-        return
-    for cls in vars(credentials).values():
+    """Patch google.auth's credentials when (if ever) they are imported: importing them here would cost every
+    guarded process the import, and a test checks that constructing providers does not import google.auth."""
+    module = sys.modules.get(_CREDENTIALS)
+    if module is not None:
+        _patch_credentials(module)
+    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
+
+
+_CREDENTIALS = "google.auth.credentials"
+
+
+def _patch_credentials(module: ModuleType) -> None:
+    for cls in vars(module).values():
         if isinstance(cls, type) and hasattr(cls, "_is_regional_access_boundary_lookup_required"):
             cls._is_regional_access_boundary_lookup_required = lambda self: False  # type: ignore[method-assign]
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself; wraps the real loader of google.auth.credentials so the patch follows the import."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != _CREDENTIALS:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        real_exec = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            real_exec(module)
+            _patch_credentials(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec

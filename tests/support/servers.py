@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx2
 
+from tests.support.loopback_guard import guard_subprocesses
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRIES = ("uvicorn", "functions-framework")
 
@@ -94,9 +96,7 @@ def start_server(
         if not k.startswith(("IMAGEGEN_", "GOOGLE_", "OPENAI", "OPENROUTER", "REPLICATE"))
     }
     full_env.update({"IMAGEGEN_LOCAL_DIR": str(workdir / "outputs"), "PYTHONUNBUFFERED": "1", "WORKERS": "1"})
-    # Every server process gets the loopback guard (tests/support/loopback_guard.py) via sitecustomize.
-    site = str(Path(__file__).resolve().parent / "loopback_site")
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (site, full_env.get("PYTHONPATH", "")) if p)
+    guard_subprocesses(full_env)  # the loopback guard (tests/support/loopback_guard.py) via sitecustomize
     full_env.update(env or {})
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log_file:

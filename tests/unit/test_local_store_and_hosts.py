@@ -8,7 +8,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from imagegen_mcp.access.hosts import HostPolicy
+from imagegen_mcp.access.hosts import HostPolicy, format_authority, parse_authority
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
 from imagegen_mcp.storage.local import LocalStore
@@ -84,6 +84,21 @@ async def test_sweep_deletes_only_old_outputs(make_settings) -> None:  # type: i
         ("evil.com", False),
         ("localhost.evil.com", False),
         (None, False),
+        ("localhost:@evil.com", False),
+        ("localhost:18900.evil.com", False),
+        ("[::1].evil.com", False),
+        ("[::1]:80.evil.com", False),
+        ("127.0.0.1:8080:9090", False),
+        ("localhost:", False),
+        ("localhost:999999", False),
+        ("user@localhost", False),
+        ("local%68ost", False),
+        ("\u212aocalhost", False),  # KELVIN SIGN lower-cases to "k"
+        ("[::1%lo]", False),
+        ("[127.0.0.1]", False),
+        (" localhost", False),
+        ("LOCALHOST:8080", True),
+        ("[::1]", True),
     ],
 )
 def test_host_policy(host: str | None, ok: bool) -> None:
@@ -100,6 +115,29 @@ def test_origin_policy() -> None:
     assert not policy.origin_allowed("https://evil.example.com", "img.example.com")
     assert policy.origin_allowed("http://localhost:6274", "127.0.0.1:8080")
     assert not policy.origin_allowed("http://localhost:6274", "img.example.com")
+    assert not policy.origin_allowed("http://localhost:@evil.com", "127.0.0.1:8080")
+    assert not policy.origin_allowed("http://[::1].evil.com", "[::1]:8080")
+    assert policy.origin_allowed("http://[::1]:8080", "[::1]:8080")
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("Example.COM:443", ("example.com", 443)),
+        ("[::1]:8080", ("::1", 8080)),
+        ("[::FFFF:127.0.0.1]", ("::ffff:127.0.0.1", None)),
+        ("10.0.0.1", ("10.0.0.1", None)),
+        ("a:b:c", None),
+        ("[::1", None),
+        ("[zz]", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_authority(value: str | None, parsed: tuple[str, int | None] | None) -> None:
+    assert parse_authority(value) == parsed
+    if parsed is not None:
+        assert parse_authority(format_authority(*parsed)) == parsed
 
 
 def test_settings_parse_and_validate() -> None:
@@ -121,3 +159,31 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("K_SERVICE", "svc")
     s = Settings(_env_file=None)  # type: ignore[call-arg]
     assert (s.url_ttl_seconds, s.port, s.google_cloud_project, s.cloud_run_service) == (120, 9999, "proj", "svc")
+
+
+async def test_link_lifetime_is_the_ttl(make_settings) -> None:  # type: ignore[no-untyped-def]
+    store = LocalStore(make_settings())
+    stored = await store.put(b"x", mime_type="image/png", metadata={})
+    before = time.time()
+    link = await store.sign(stored.id, ttl_seconds=600, base_url=None)
+    expires = int(link.url.split("expires=", 1)[1].split("&", 1)[0])
+    assert before + 599 <= expires <= time.time() + 600
+    assert link.expires_at.timestamp() == expires
+
+
+async def test_secrets_in_a_config_file_are_used(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """config.py reads the provider keys and bearer hashes (environment or --config file); the env source uses them."""
+    from imagegen_mcp.secrets.base import EnvSecretSource
+
+    config = tmp_path / "imagegen.env"
+    config.write_text('OPENAI_API_KEY=sk-from-file\nIMAGEGEN_API_KEYS=[{"sha256": "ab"}]\nGOOGLE_API_KEY=g-file\n')
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r-from-env")
+    source = EnvSecretSource.from_settings(Settings(_env_file=config))  # type: ignore[call-arg]
+    assert await source.get("openai") == "sk-from-file"
+    assert await source.get("api_keys") == '[{"sha256": "ab"}]'
+    assert await source.get("gemini") == "g-file"
+    assert await source.get("replicate") == "r-from-env"
+    assert await source.get("openrouter") is None
+    monkeypatch.setenv("GEMINI_API_KEY", "g-env")
+    assert await EnvSecretSource.from_settings(Settings(_env_file=config)).get("gemini") == "g-env"  # type: ignore[call-arg]
+    assert "sk-from-file" not in repr(Settings(_env_file=config))  # type: ignore[call-arg]

@@ -15,13 +15,21 @@ REPLICATE = "replicate"
 GEMINI = "gemini"
 API_KEYS = "api_keys"
 
-# Environment variable names of the env source (the vendors' own conventional names).
+# Environment variable names of the env source (the vendors' own conventional names) and the `Settings` fields
+# config.py reads them into (also from a `--config` env file).
 ENV_NAMES: Mapping[str, tuple[str, ...]] = {
     OPENAI: ("OPENAI_API_KEY",),
     OPENROUTER: ("OPENROUTER_API_KEY",),
     REPLICATE: ("REPLICATE_API_TOKEN",),
     GEMINI: ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
     API_KEYS: ("IMAGEGEN_API_KEYS",),
+}
+SETTINGS_FIELDS: Mapping[str, str] = {
+    OPENAI: "openai_api_key",
+    OPENROUTER: "openrouter_api_key",
+    REPLICATE: "replicate_api_token",
+    GEMINI: "gemini_api_key",
+    API_KEYS: "api_keys",
 }
 
 
@@ -42,17 +50,22 @@ class SecretSource(Protocol):
 
 
 class EnvSecretSource:
-    """Secrets from environment variables (local default; Cloud Run secret env vars land here too)."""
+    """Secrets from environment variables via `Settings` (local default; Cloud Run secret env vars land here too)."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = dict(environ)
 
     @classmethod
     def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> EnvSecretSource:
-        import os
-
-        source = os.environ if environ is None else environ
-        return cls({k: v for k, v in source.items() if any(k in names for names in ENV_NAMES.values())})
+        """The values config.py read (environment or `--config` file); `environ` replaces them (tests)."""
+        if environ is not None:
+            return cls({k: v for k, v in environ.items() if any(k in names for names in ENV_NAMES.values())})
+        values: dict[str, str] = {}
+        for name, field in SETTINGS_FIELDS.items():
+            secret = getattr(settings, field)
+            if secret is not None:
+                values[ENV_NAMES[name][0]] = secret.get_secret_value()
+        return cls(values)
 
     async def get(self, name: str) -> str | None:
         for env_name in ENV_NAMES.get(name, ()):

@@ -101,10 +101,11 @@ class LocalStore:
 
     def verify(self, image_id: str, expires: str, signature: str) -> Path:
         """The file a `/files` link points at, if its signature is valid and unexpired (else not_found/forbidden)."""
-        if not is_image_id(image_id) or not expires.isdigit() or len(expires) > 12:
+        # isascii: str.isdigit() is also true for "²" and other digits int() refuses.
+        if not is_image_id(image_id) or not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             raise ImageGenError(ErrorCode.NOT_FOUND, "no such file")
         expected = self._signature(image_id, int(expires))
-        if not hmac.compare_digest(expected, signature):
+        if not signature.isascii() or not hmac.compare_digest(expected, signature):
             raise ImageGenError(ErrorCode.FORBIDDEN, "invalid link signature")
         if int(expires) < time.time():
             raise ImageGenError(ErrorCode.FORBIDDEN, "link expired")
