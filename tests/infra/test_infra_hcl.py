@@ -212,7 +212,10 @@ def test_no_basic_roles_anywhere(module):
 def test_secrets_are_containers_only(module):
     assert not resources(module, "google_secret_manager_secret_version"), "no secret values in Terraform"
     secret = one(module, "google_secret_manager_secret")
-    assert "auto" in first(secret["replication"])
+    # Automatic replication unless secret_replica_locations names regions (then user-managed replicas there).
+    blocks = {name: body for block in first(secret["replication"])["dynamic"] for name, body in block.items()}
+    assert blocks["auto"]["for_each"] == "${length(var.secret_replica_locations) == 0 ? [1] : []}"
+    assert blocks["user_managed"]["for_each"] == "${length(var.secret_replica_locations) == 0 ? [] : [1]}"
     for env in ENV_NAMES:
         assert "secret_version" not in _raw(ENVS / env)
         assert "secret_data" not in _raw(ENVS / env)

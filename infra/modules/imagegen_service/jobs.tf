@@ -53,7 +53,7 @@ resource "google_firestore_field" "jobs_ttl" {
 resource "google_project_iam_member" "runtime_firestore" {
   project = var.project_id
   role    = "roles/datastore.user"
-  member  = "serviceAccount:${google_service_account.runtime.email}"
+  member  = google_service_account.runtime.member
 
   condition {
     title      = "imagegen-jobs-database-only"
@@ -106,7 +106,7 @@ resource "google_cloud_run_v2_service_iam_member" "tasks_invoker" {
   location = var.region
   name     = google_cloud_run_v2_service.this.name
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.tasks.email}"
+  member   = google_service_account.tasks.member
 }
 
 # The runtime enqueues tasks on this queue only.
@@ -115,12 +115,12 @@ resource "google_cloud_tasks_queue_iam_member" "runtime_enqueuer" {
   location = var.region
   name     = google_cloud_tasks_queue.jobs.name
   role     = "roles/cloudtasks.enqueuer"
-  member   = "serviceAccount:${google_service_account.runtime.email}"
+  member   = google_service_account.runtime.member
 }
 
 # Creating a task with an OIDC token of the tasks account needs actAs on it.
 resource "google_service_account_iam_member" "runtime_acts_as_tasks" {
   service_account_id = google_service_account.tasks.name
   role               = "roles/iam.serviceAccountUser"
-  member             = "serviceAccount:${google_service_account.runtime.email}"
+  member             = google_service_account.runtime.member
 }
