@@ -10,7 +10,7 @@ import socket
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .config import Settings
 
@@ -24,7 +24,14 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 # The bounds uvicorn offers (it has no header-read timeout; docs/security.md says what Cloud Run's front end adds).
 # The Dockerfile CMD passes the same values as flags (a test compares them).
-UVICORN_LIMITS: dict[str, int] = {
+class UvicornLimits(TypedDict):
+    timeout_keep_alive: int
+    h11_max_incomplete_event_size: int
+    limit_concurrency: int
+    backlog: int
+
+
+UVICORN_LIMITS: UvicornLimits = {
     "timeout_keep_alive": 5,  # idle keep-alive connections closed after 5 s
     "h11_max_incomplete_event_size": 16 * 1024,  # request line + headers held per connection
     "limit_concurrency": 1000,  # connections + tasks before 503s, below the usual 1024 file-descriptor limit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .catalog import Catalog, load_catalog
 from .config import PLACEHOLDER_MODEL, Settings
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from .storage.base import ImageStore
 
 log = logging.getLogger(__name__)
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
 
 # provider name -> "module:Class"; modules are imported here, their heavy SDKs only on first use.
 PROVIDER_CLASSES: dict[str, str] = {
@@ -74,8 +79,8 @@ class Deps:
         return preferred
 
     async def aclose(self) -> None:
-        closers = (self.job_queue, self.router, *self.providers.values(), self.store, self.secrets, self.http)
-        for closer in (*closers, self.fetcher, self.auth, self.state):
+        closers: list[_Closable] = [self.job_queue, self.router, *self.providers.values(), self.store, self.secrets]
+        for closer in (*closers, self.http, self.fetcher, self.auth, self.state):
             try:
                 await closer.aclose()
             except Exception:

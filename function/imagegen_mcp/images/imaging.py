@@ -191,7 +191,8 @@ def _exif_orientation(data: bytes, fmt: str) -> int | None:
         return None
     try:
         with _open(data) as img:
-            return img.getexif().get(0x0112)
+            orientation = img.getexif().get(0x0112)
+            return orientation if isinstance(orientation, int) else None
     except Exception:
         return None
 
@@ -296,7 +297,8 @@ def strip_metadata(data: bytes, fmt: str) -> bytes:
 
 
 def _strip_png(data: bytes) -> bytes:
-    pos, keep, dropped = 8, [data[:8]], False
+    pos, dropped = 8, False
+    keep: list[bytes | memoryview] = [data[:8]]
     view = memoryview(data)
     while pos + 8 <= len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
@@ -315,7 +317,8 @@ def _strip_png(data: bytes) -> bytes:
 
 
 def _strip_jpeg(data: bytes) -> bytes:
-    pos, keep, dropped = 2, [data[:2]], False
+    pos, dropped = 2, False
+    keep: list[bytes | memoryview] = [data[:2]]
     view = memoryview(data)
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker = data[pos + 1]

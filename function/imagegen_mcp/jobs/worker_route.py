@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..access.auth import IamAuthenticator
+from ..access.iam import IamAuthenticator
 from ..errors import ErrorCode, ImageGenError
 from .cloud_tasks import WORKER_PATH, worker_audience
 

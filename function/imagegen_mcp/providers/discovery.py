@@ -65,16 +65,20 @@ def openrouter_spec(raw: Any, listing_url: str) -> ModelSpec | None:
     """A discovered spec for one entry of OpenRouter's Models API, or None if it does not output images."""
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
         return None
-    arch = raw.get("architecture") if isinstance(raw.get("architecture"), dict) else {}
+    raw_arch = raw.get("architecture")
+    arch: dict[str, Any] = raw_arch if isinstance(raw_arch, dict) else {}
     outputs = [m for m in arch.get("output_modalities") or [] if isinstance(m, str)]
     inputs = [m for m in arch.get("input_modalities") or [] if isinstance(m, str)]
     if "image" not in outputs:
         return None
     params = [p for p in raw.get("supported_parameters") or [] if isinstance(p, str)]
-    listed = raw.get("pricing") if isinstance(raw.get("pricing"), dict) else {}
+    raw_pricing = raw.get("pricing")
+    listed: dict[str, Any] = raw_pricing if isinstance(raw_pricing, dict) else {}
     prices = {ours: p for theirs, ours in _OPENROUTER_PRICES.items() if (p := _price(listed.get(theirs))) is not None}
-    name = raw.get("name") if isinstance(raw.get("name"), str) else raw["id"]
-    about = raw.get("description") if isinstance(raw.get("description"), str) else ""
+    model_id: str = raw["id"]
+    raw_name, raw_about = raw.get("name"), raw.get("description")
+    name = raw_name if isinstance(raw_name, str) else model_id
+    about = raw_about if isinstance(raw_about, str) else ""
     return ModelSpec(
         id=raw["id"],
         title=name,

@@ -115,7 +115,8 @@ class OpenRouterProvider(upstream_http.KeyedProvider):
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise upstream_http.no_image_error(VENDOR)
         choice = choices[0]
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        raw_message = choice.get("message")
+        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
         text = message.get("content") if isinstance(message.get("content"), str) else None
         refs = [
             item["image_url"]["url"]

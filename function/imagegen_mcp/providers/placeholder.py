@@ -20,6 +20,8 @@ def output_size(aspect_ratio: str | None, image_size: str | None) -> tuple[int, 
     """Pixel size for an aspect ratio and size class, both sides multiples of 8."""
     long_side = LONG_SIDE[image_size or "1K"]
     w_ratio, h_ratio = (int(p) for p in (aspect_ratio or "1:1").split(":"))
+    width: float
+    height: float
     if w_ratio >= h_ratio:
         width, height = long_side, long_side * h_ratio / w_ratio
     else:

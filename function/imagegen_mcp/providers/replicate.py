@@ -38,7 +38,7 @@ def parse_failure(status: int, body: Any) -> upstream_http.UpstreamFailure:
 
 def poll_delay(poll: int) -> float:
     """Seconds before poll number `poll` (1, 2, ...): quick at first, then every few seconds."""
-    return min(5.0, 0.5 * (2 ** (poll - 1)))
+    return min(5.0, 0.5 * 2.0 ** (poll - 1))
 
 
 class ReplicateProvider(upstream_http.KeyedProvider):

@@ -127,9 +127,10 @@ class SQLiteStateStore:
         def body(conn: sqlite3.Connection) -> int:
             found = self._read(conn, collection, key)
             data = found[0] if found else {}
-            data[field] = int(data.get(field, 0)) + amount
+            total = int(data.get(field, 0)) + amount
+            data[field] = total
             self._write(conn, collection, key, data, _stamp(expires_at))
-            return data[field]
+            return total
 
         return await asyncio.to_thread(self._transaction, body)
 

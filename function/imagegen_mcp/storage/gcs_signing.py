@@ -143,7 +143,7 @@ def _service_account_email(credentials: google.auth.credentials.Credentials) -> 
     if email in (None, "default") and hasattr(credentials, "service_account_email"):
         # Compute Engine / Cloud Run credentials learn their email from the metadata server on refresh.
         try:
-            credentials.refresh(Request())
+            credentials.refresh(Request())  # type: ignore[no-untyped-call]  # google-auth is untyped here
         except google.auth.exceptions.GoogleAuthError as e:
             raise ImageGenError(
                 ErrorCode.MISCONFIGURED, f"cannot find the runtime service account to sign URLs: {e}"
@@ -176,4 +176,5 @@ def make_signing_credentials(
         )
     if getattr(credentials, "requires_scopes", False):
         credentials = credentials.with_scopes([CLOUD_PLATFORM_SCOPE])  # type: ignore[attr-defined]
-    return IamSigningCredentials(AuthorizedSession(credentials), email, iam_endpoint)
+    session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]  # google-auth is untyped here
+    return IamSigningCredentials(session, email, iam_endpoint)

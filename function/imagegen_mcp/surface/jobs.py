@@ -73,14 +73,14 @@ class JobTools:
                 return _with_job(image_error_result(err), job_id, record)
         if status == model.JobStatus.FAILED.value:
             body = record["error"] or {}
-            err = ImageGenError(
+            failure = ImageGenError(
                 body.get("code", ErrorCode.INTERNAL.value),
                 body.get("message", "the job failed"),
                 retryable=body.get("retryable"),
                 details=body.get("details"),
                 retry_after_seconds=body.get("retry_after_seconds"),
             )
-            return _with_job(image_error_result(err), job_id, record)
+            return _with_job(image_error_result(failure), job_id, record)
         return _with_job(self._status_result(job_id, record), job_id, record)
 
     def _status_result(self, job_id: str, record: dict[str, Any]) -> CallToolResult:
