@@ -133,42 +133,43 @@ def build_auth(settings: Settings, secrets: SecretSource) -> Authenticator:
     return build_authenticator(settings, secrets)
 
 
-def build_deps(settings: Settings, **overrides: Any) -> Deps:
-    """Wire the backends `settings` asks for; keyword overrides replace a part (tests, benchmarks)."""
+def build_deps(
+    settings: Settings, *, secrets: SecretSource | None = None, fetcher: GuardedFetcher | None = None
+) -> Deps:
+    """Wire the backends `settings` asks for.
+
+    `secrets` and `fetcher` may be given (a secret source built elsewhere; a fetcher with an injected resolver or
+    connector, as the SSRF and provider suites use); every other part follows from `settings` alone.
+    """
     from .images.fetcher import GuardedFetcher
 
-    catalog = overrides.pop("catalog", None) or load_catalog().restricted_to(
-        settings.enabled_models, allow_unknown=settings.discovery
-    )
+    catalog = load_catalog().restricted_to(settings.enabled_models, allow_unknown=settings.discovery)
     if not settings.placeholder_enabled:
         catalog = Catalog([m for m in catalog if m.id != PLACEHOLDER_MODEL], catalog.default_model)
-    secrets = overrides.pop("secrets", None) or build_secrets(settings)
-    store = overrides.pop("store", None) or build_store(settings)
-    http = overrides.pop("http", None) or HttpClients(settings)
-    fetcher = overrides.pop("fetcher", None) or GuardedFetcher.from_settings(settings)
-    budget = overrides.pop("budget", None) or DecodeBudget.from_settings(settings)  # one per process
+    secrets = secrets or build_secrets(settings)
+    store = build_store(settings)
+    http = HttpClients(settings)
+    fetcher = fetcher or GuardedFetcher.from_settings(settings)
+    budget = DecodeBudget.from_settings(settings)  # one per process
     return_large_frees_to_os()
     ctx = ProviderContext(settings=settings, secrets=secrets, http=http, fetcher=fetcher, budget=budget)
 
-    providers: dict[str, ImageProvider] = overrides.pop("providers", None) or {}
-    if not providers:
-        wanted = set(settings.providers) | ({"placeholder"} if settings.placeholder_enabled else set())
-        for name, path in PROVIDER_CLASSES.items():
-            if name in wanted:
-                providers[name] = _load(path)(ctx)
+    providers: dict[str, ImageProvider] = {}
+    wanted = set(settings.providers) | ({"placeholder"} if settings.placeholder_enabled else set())
+    for name, path in PROVIDER_CLASSES.items():
+        if name in wanted:
+            providers[name] = _load(path)(ctx)
     preference = [*settings.providers, "placeholder"] if settings.placeholder_enabled else list(settings.providers)
     discovery = build_discovery(ctx, providers, known=load_catalog().ids())
     router = Router(catalog, providers, preference, discovery)
-    auth = overrides.pop("auth", None) or build_auth(settings, secrets)
-    state = overrides.pop("state", None) or build_state(settings)
-    job_queue = overrides.pop("job_queue", None) or build_job_queue(settings)
-    rate_limiter = overrides.pop("rate_limiter", None)
-    if rate_limiter is None and settings.rate_limit_per_minute > 0:
+    auth = build_auth(settings, secrets)
+    state = build_state(settings)
+    job_queue = build_job_queue(settings)
+    rate_limiter = None
+    if settings.rate_limit_per_minute > 0:
         from .access.ratelimit import RateLimiter
 
         rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    if overrides:
-        raise TypeError(f"unknown overrides: {sorted(overrides)}")
     return Deps(
         settings,
         catalog,

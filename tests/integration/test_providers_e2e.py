@@ -75,7 +75,7 @@ def endpoint(upstreams: dict[str, Any], tmp_path, request: pytest.FixtureRequest
     secrets = SecretManagerSource(settings, credentials=Credentials(token="t"), environ={})
     fake = upstreams[provider][1]
     fetcher, _ = routed_fetcher(fake) if hasattr(fake, "port") else (None, None)
-    deps = build_deps(settings, secrets=secrets, **({"fetcher": fetcher} if fetcher else {}))
+    deps = build_deps(settings, secrets=secrets, fetcher=fetcher)
     with serve_in_thread(create_app(settings, deps)) as base_url:
         yield base_url
 
