@@ -21,6 +21,7 @@ from .deps import Deps
 from .errors import ErrorCode, ImageGenError
 from .logs import current_fields, log_fields
 from .tools import CallContext, ImageOutcome, ImageTools
+from .ui.app import build_gallery
 
 log = logging.getLogger("imagegen_mcp.calls")
 
@@ -184,14 +185,17 @@ def _request_scope_state(ctx: Context) -> dict[str, Any]:
 
 def build_server(deps: Deps) -> MCPServer:
     """The MCP server object with every tool, resource and prompt registered."""
+    gallery = build_gallery(deps.settings)
     server: MCPServer = MCPServer(
         "imagegen-mcp",
         title="Image generation (Gemini, OpenAI, OpenRouter, FLUX)",
         instructions=INSTRUCTIONS,
         version=__version__,
         log_level=deps.settings.log_level,
+        extensions=[gallery.apps],
     )
     server.middleware.append(typed_tool_errors)
+    server.middleware.append(gallery.middleware)
     tools = ImageTools(deps)
 
     def call_context(ctx: Context) -> CallContext:
