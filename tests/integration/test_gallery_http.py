@@ -6,6 +6,7 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
 from mcp import Client
 from mcp.client.extension import ClientExtension
@@ -17,6 +18,8 @@ pytestmark = pytest.mark.anyio
 
 UI_EXTENSION = "io.modelcontextprotocol/ui"
 APP_MIME = "text/html;profile=mcp-app"
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 
 
 class AppsSupport(ClientExtension):
@@ -122,3 +125,18 @@ async def test_initialize_handshake_clients_still_get_the_binding(endpoint: Serv
         assert tools["generate_image"].meta == {"ui": {"resourceUri": GALLERY_URI}}
         (content,) = (await client.read_resource(GALLERY_URI)).contents
         assert content.meta["ui"]["csp"] == {"resourceDomains": [endpoint.base_url]}
+
+
+async def test_a_sandboxed_app_can_show_local_file_links(endpoint: ServerHandle) -> None:
+    """An app in a host's sandboxed iframe fetches images with `Origin: null`; a signed /files link is its own
+    credential, so it loads. The endpoint itself still refuses that Origin (DNS-rebinding protection)."""
+    async with Client(endpoint.mcp_url) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a lighthouse"})
+    url = result.structured_content["images"][0]["url"]
+    async with httpx2.AsyncClient() as http:
+        image = await http.get(url, headers={"Origin": "null"})
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        tampered = await http.get(url.replace("sig=", "sig=0"), headers={"Origin": "null"})
+        assert tampered.status_code == 403
+        mcp = await http.post(endpoint.mcp_url, headers={"Origin": "null", **ACCEPT}, json=PING)
+        assert mcp.status_code == 403
