@@ -185,7 +185,7 @@ def _request_scope_state(ctx: Context) -> dict[str, Any]:
 
 def build_server(deps: Deps) -> MCPServer:
     """The MCP server object with every tool, resource and prompt registered."""
-    gallery = build_gallery(deps.settings)
+    gallery = build_gallery(deps)
     server: MCPServer = MCPServer(
         "imagegen-mcp",
         title="Image generation (Gemini, OpenAI, OpenRouter, FLUX)",

@@ -121,3 +121,12 @@ def test_the_declared_csp_blocks_an_image_from_an_undeclared_origin(report: dict
     assert {"blockedURI": report["decoyUrl"], "directive": "img-src"} in csp["violations"]
     link = urlsplit(report["initial"]["images"][0]["url"])
     assert report["resource"]["meta"]["ui"]["csp"] == {"resourceDomains": [f"{link.scheme}://{link.netloc}"]}
+
+
+def test_a_link_that_no_longer_verifies_is_re_signed_through_the_app_only_tool(report: dict[str, Any]) -> None:
+    (call,) = [c for c in report["calls"] if c["name"] == "gallery_links"]
+    first = report["initial"]["images"][0]["id"]
+    assert call["arguments"] == {"ids": [first]}
+    shown = report["steps"]["refreshed"]
+    assert _ids(shown) == _ids(report["initial"]["images"]) and all(i["naturalWidth"] > 0 for i in shown)
+    assert shown[0]["src"] != report["staleUrl"]

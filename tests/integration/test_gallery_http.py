@@ -74,7 +74,8 @@ async def test_csp_follows_the_host_the_request_used(endpoint: ServerHandle) -> 
 
 
 def _strip_ui(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    tools = copy.deepcopy(tools)
+    """The listing without the app's additions: app-only tools and `_meta.ui`."""
+    tools = [t for t in copy.deepcopy(tools) if "app" not in t.get("_meta", {}).get("ui", {}).get("visibility", [])]
     for tool in tools:
         meta = tool.get("_meta", {})
         meta.pop("ui", None)
@@ -104,7 +105,7 @@ async def test_a_client_that_does_not_declare_the_extension_sees_no_change(endpo
         plain_tools = _dump((await plain.list_tools()).tools)
         host_tools = _dump((await host.list_tools()).tools)
         assert all("_meta" not in tool for tool in plain_tools)
-        # The app's only footprint on the tools is `_meta.ui`: everything else is byte-for-byte what it was.
+        # The app's only footprint on the tools is `_meta.ui` and its app-only tool: the rest is what it was.
         assert plain_tools == _strip_ui(host_tools) and plain_tools != host_tools
         plain_resources = [str(r.uri) for r in (await plain.list_resources()).resources]
         assert plain_resources == ["imagegen://models"]
@@ -140,3 +141,23 @@ async def test_a_sandboxed_app_can_show_local_file_links(endpoint: ServerHandle)
         assert tampered.status_code == 403
         mcp = await http.post(endpoint.mcp_url, headers={"Origin": "null", **ACCEPT}, json=PING)
         assert mcp.status_code == 403
+
+
+async def test_app_only_link_refresh(endpoint: ServerHandle) -> None:
+    """gallery_links is offered to the app only: hidden from a client without the extension; it re-signs ids."""
+    async with Client(endpoint.mcp_url) as plain:
+        assert "gallery_links" not in {t.name for t in (await plain.list_tools()).tools}
+        made = await plain.call_tool("generate_image", {"prompt": "a lighthouse"})
+    image = made.structured_content["images"][0]
+    async with Client(endpoint.mcp_url, extensions=[AppsSupport()]) as host:
+        tools = {t.name: t for t in (await host.list_tools()).tools}
+        assert tools["gallery_links"].meta == {"ui": {"resourceUri": GALLERY_URI, "visibility": ["app"]}}
+        fresh = await host.call_tool("gallery_links", {"ids": [image["id"], image["url"]]})
+        assert not fresh.is_error
+        links = fresh.structured_content["images"]
+        assert [link["id"] for link in links] == [image["id"], image["id"]]
+        async with httpx2.AsyncClient() as http:
+            got = await http.get(links[0]["url"], headers={"Origin": "null"})
+        assert got.status_code == 200 and got.content[:8] == b"\x89PNG\r\n\x1a\n"
+        bad = await host.call_tool("gallery_links", {"ids": ["https://example.com/x.png"]})
+        assert bad.is_error and bad.structured_content["error"]["code"] == "invalid_argument"

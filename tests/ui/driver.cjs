@@ -149,6 +149,13 @@ async function main() {
       return { outcome, naturalWidth: img.naturalWidth, violations };
     }, decoyUrl);
     report.decoyUrl = decoyUrl;
+
+    // A result whose link no longer verifies (as after its TTL): the app re-signs it with the app-only tool.
+    const stale = JSON.parse(JSON.stringify(result));
+    stale.structuredContent.images[0].url = stale.structuredContent.images[0].url.replace("sig=", "sig=0");
+    report.staleUrl = stale.structuredContent.images[0].url;
+    await page.evaluate((r) => window.bridge.sendToolResult(r), stale);
+    report.steps.refreshed = await imagesShown(frame, report.steps.edit.map((i) => i.id));
     report.appOrigin = origin(appServer);
   } catch (err) {
     await page.screenshot({ path: path.join(artifacts, "failure.png") }).catch(() => {});

@@ -2,6 +2,7 @@
 import { AppBridge, PostMessageTransport } from "@modelcontextprotocol/ext-apps/app-bridge";
 
 type HostWindow = Window & {
+  bridge: AppBridge;
   hostCallTool(params: unknown): Promise<never>;
   hostEvents: { kind: string; params?: unknown }[];
 };
@@ -28,6 +29,7 @@ async function main() {
     },
     { hostContext: { theme: "light", displayMode: "inline" } },
   );
+  win.bridge = bridge; // the driver delivers a second result through it
   bridge.oncalltool = async (params) => {
     record("tools/call", params);
     return win.hostCallTool(params);

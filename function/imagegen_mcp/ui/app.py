@@ -13,17 +13,38 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID, Apps, ResourceCsp
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
 
 from ..config import Settings
+from ..errors import ErrorCode, ImageGenError
+
+if TYPE_CHECKING:
+    from ..deps import Deps
 
 GALLERY_URI = "ui://imagegen/gallery"
 # Tools whose results the gallery renders (get_job only where the server registers it).
 BOUND_TOOLS = ("generate_image", "edit_image", "get_job")
 GCS_ORIGIN = "https://storage.googleapis.com"
+LINKS_TOOL = "gallery_links"
+
+
+class FreshLink(BaseModel):
+    id: str
+    url: str = Field(description="A newly signed, expiring link to the image.")
+    expires_at: str
+
+
+class FreshLinks(BaseModel):
+    """Result of gallery_links."""
+
+    images: list[FreshLink] = Field(default_factory=list)
+    error: dict[str, Any] | None = None
 
 
 def gallery_html() -> str:
@@ -143,8 +164,9 @@ def _hidden(method: str, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def build_gallery(settings: Settings) -> Gallery:
+def build_gallery(deps: Deps) -> Gallery:
     """The gallery extension for `MCPServer(extensions=[...])` plus its middleware."""
+    settings = deps.settings
     apps = Apps()
     apps.add_html_resource(
         GALLERY_URI,
@@ -155,4 +177,36 @@ def build_gallery(settings: Settings) -> Gallery:
         csp=ResourceCsp(resource_domains=image_origins(settings, None)),
         prefers_border=True,
     )
+
+    # App-only: the gallery re-signs links that expired while a conversation sat idle; the model has ids already.
+    @apps.tool(
+        resource_uri=GALLERY_URI,
+        visibility=["app"],
+        name=LINKS_TOOL,
+        title="Refresh gallery links",
+        description="Fresh signed links for earlier outputs shown in the gallery (called by the app, not the model).",
+        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True),
+    )
+    async def gallery_links(
+        ids: Annotated[list[str], Field(min_length=1, max_length=16, description="Output ids (or their URLs).")],
+        ctx: Context,
+    ) -> Annotated[CallToolResult, FreshLinks]:
+        base_url = _scope_base_url(ctx.request_context)
+        try:
+            links = []
+            for ref in ids:
+                image_id = deps.store.resolve_reference(ref)
+                if image_id is None:
+                    raise ImageGenError(ErrorCode.INVALID_ARGUMENT, f"not an output of this server: {ref[:200]!r}")
+                signed = await deps.store.sign(image_id, ttl_seconds=settings.url_ttl_seconds, base_url=base_url)
+                links.append({"id": image_id, "url": signed.url, "expires_at": signed.expires_at.isoformat()})
+        except ImageGenError as err:
+            return CallToolResult(
+                content=[TextContent(type="text", text=f"{err.code.value}: {err.message}")],
+                structured_content={"images": [], "error": err.to_dict()},
+                is_error=True,
+            )
+        text = f"fresh links for {len(links)} image(s)"
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content={"images": links})
+
     return Gallery(apps=apps, settings=settings)

@@ -97,7 +97,7 @@ function render(result: Result) {
 function figure(image: Image) {
   const img = el("img", { src: image.url, alt: shown?.prompt ?? image.id, loading: "eager", decoding: "async" });
   img.dataset.id = image.id;
-  img.addEventListener("error", () => (noteEl.textContent = "An image did not load (its link may have expired)."));
+  img.addEventListener("error", () => refresh(img, image), { once: true });
   const editInput = el("input", { type: "text", placeholder: "Describe a change…", ariaLabel: "Edit prompt" });
   const editBtn = el("button", { type: "button", className: "primary", textContent: "Edit" });
   editBtn.dataset.action = "edit";
@@ -119,6 +119,20 @@ function figure(image: Image) {
     button("Download", "download", () => download(image)),
   );
   return el("figure", {}, img, el("figcaption", {}, el("span", { className: "dims" }, `${size(image)} · ${image.id}`), buttons, form));
+}
+
+// A link that expired while the conversation sat idle: ask the server (app-only tool) to sign it again, once.
+async function refresh(img: HTMLImageElement, image: Image) {
+  try {
+    const result = (await app.callServerTool({ name: "gallery_links", arguments: { ids: [image.id] } })) as ToolResult;
+    const fresh = ((result.structuredContent ?? {}) as { images?: Image[] }).images?.[0];
+    if (result.isError || !fresh) throw new Error("no fresh link");
+    image.url = fresh.url;
+    img.addEventListener("error", () => (noteEl.textContent = `Image ${image.id} is no longer available.`), { once: true });
+    img.src = fresh.url;
+  } catch {
+    noteEl.textContent = `Image ${image.id} did not load.`;
+  }
 }
 
 function button(label: string, action: string, onClick: () => Promise<unknown>) {
