@@ -120,10 +120,14 @@ async def test_a_client_that_does_not_declare_the_extension_sees_no_change(endpo
 async def test_initialize_handshake_clients_still_get_the_binding(endpoint: ServerHandle) -> None:
     """On the stateless 2025-11-25 revision the server cannot see capabilities after `initialize`: it offers the
     binding (a `_meta` key such clients ignore when they do not render apps) rather than hiding the app from
-    the hosts that render it today."""
+    the hosts that render it today; an extra tool would be seen, so the app-only tool is not listed (still callable)."""
     async with Client(endpoint.mcp_url, mode="legacy", extensions=[AppsSupport()]) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert tools["generate_image"].meta == {"ui": {"resourceUri": GALLERY_URI}}
+        assert set(tools) == {"generate_image", "edit_image", "list_models"}
+        made = await client.call_tool("generate_image", {"prompt": "a lighthouse"})
+        fresh = await client.call_tool("gallery_links", {"ids": [made.structured_content["images"][0]["id"]]})
+        assert not fresh.is_error and fresh.structured_content["images"][0]["url"].startswith(endpoint.base_url)
         (content,) = (await client.read_resource(GALLERY_URI)).contents
         assert content.meta["ui"]["csp"] == {"resourceDomains": [endpoint.base_url]}
 

@@ -112,8 +112,12 @@ async function main() {
     await page.goto(`${origin(hostServer)}/`);
     await page.waitForFunction(() => window.hostEvents?.some((e) => e.kind === "delivered"), null, { timeout: 30000 });
     const frame = await (await page.$("iframe")).contentFrame();
+    // The host resizes the iframe to the app's size: click only once the layout has settled.
+    const settled = () => page.waitForFunction(() => performance.now() - window.lastResize > 500, null, { timeout: 10000 });
+    const hostEvent = (kind) => page.waitForFunction((k) => window.hostEvents.some((e) => e.kind === k), kind, { timeout: 10000 });
     report.steps.initial = await imagesShown(frame, []);
     report.steps.meta = await frame.textContent("#meta");
+    await settled();
     await page.locator("#frame").screenshot({ path: path.join(artifacts, "gallery.png") });
 
     await frame.click("#variations");
@@ -121,14 +125,18 @@ async function main() {
     await page.screenshot({ path: path.join(artifacts, "gallery-variations.png") });
 
     const shownIds = report.steps.variations.map((i) => i.id);
+    await settled();
     await frame.fill("figure:first-of-type input", "invert the colours");
     await frame.click("figure:first-of-type button[data-action=edit]");
     report.steps.edit = await imagesShown(frame, shownIds);
     await page.screenshot({ path: path.join(artifacts, "gallery-edit.png") });
 
+    await settled();
     await frame.click("figure:first-of-type button[data-action=pick]");
+    await hostEvent("ui/message");
     await frame.click("figure:first-of-type button[data-action=download]");
-    await page.waitForFunction(() => window.hostEvents.some((e) => e.kind === "ui/download-file"), null, { timeout: 10000 });
+    await hostEvent("ui/download-file");
+    report.steps.note = await frame.textContent("#note");
 
     report.steps.decoyOnHost = await page.evaluate(async (url) => {
       const img = new Image();

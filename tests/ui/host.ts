@@ -3,11 +3,13 @@ import { AppBridge, PostMessageTransport } from "@modelcontextprotocol/ext-apps/
 
 type HostWindow = Window & {
   bridge: AppBridge;
+  lastResize: number;
   hostCallTool(params: unknown): Promise<never>;
   hostEvents: { kind: string; params?: unknown }[];
 };
 const win = window as unknown as HostWindow;
 win.hostEvents = [];
+win.lastResize = 0;
 const record = (kind: string, params?: unknown) => win.hostEvents.push({ kind, params });
 
 async function main() {
@@ -40,6 +42,7 @@ async function main() {
   bridge.ondownloadfile = async (params) => (record("ui/download-file", params), {});
   bridge.onsizechange = ({ height }) => {
     if (height) iframe.style.height = `${Math.min(height, 1400)}px`;
+    win.lastResize = performance.now();
   };
   bridge.oninitialized = async () => {
     record("initialized");

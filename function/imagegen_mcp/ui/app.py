@@ -108,6 +108,10 @@ def _ui_meta(item: dict[str, Any]) -> dict[str, Any]:
     return ui if isinstance(ui, dict) else {}
 
 
+def _app_only(tool: dict[str, Any]) -> bool:
+    return "model" not in _ui_meta(tool).get("visibility", ["model"])
+
+
 def _without_ui(item: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in (item.get("_meta") or {}).items() if k != "ui"}
     rest = {k: v for k, v in item.items() if k != "_meta"}
@@ -133,12 +137,17 @@ class Gallery:
         if not isinstance(result, dict):
             return result
         method = ctx.method
-        if _negotiated(ctx) is False:
+        negotiated = _negotiated(ctx)
+        if negotiated is False:
             return _hidden(method, result)
         if method == "tools/list" and isinstance(result.get("tools"), list):
             tools = [
                 _with_ui(t, resourceUri=GALLERY_URI) if t.get("name") in BOUND_TOOLS else t for t in result["tools"]
             ]
+            # Unknown capabilities (initialize-handshake revisions): the binding is a `_meta` key that others
+            # ignore, but an extra tool is not, so app-only tools are listed only to hosts known to render apps.
+            if negotiated is None:
+                tools = [t for t in tools if not _app_only(t)]
             return {**result, "tools": tools}
         key = {"resources/list": "resources", "resources/read": "contents"}.get(method)
         if key and isinstance(result.get(key), list):
@@ -159,7 +168,7 @@ def _hidden(method: str, result: dict[str, Any]) -> dict[str, Any]:
             "resources": [r for r in result["resources"] if not str(r.get("uri", "")).startswith("ui://")],
         }
     if method == "tools/list" and isinstance(result.get("tools"), list):
-        kept = [t for t in result["tools"] if "app" not in _ui_meta(t).get("visibility", ["model"])]
+        kept = [t for t in result["tools"] if not _app_only(t)]
         return {**result, "tools": [_without_ui(t) if _ui_meta(t) else t for t in kept]}
     return result
 
