@@ -26,6 +26,7 @@ STAMP = VENV / ".imagegen-install-stamp"
 RUNTIME_LOCK = ROOT / "function" / "requirements.txt"
 DEV_LOCK = ROOT / "requirements-dev.txt"
 LOCK_TOOL = "pip-tools==7.6.2"
+UI_SRC = ROOT / "function" / "imagegen_mcp" / "ui" / "src"
 
 
 _FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP")
@@ -122,14 +123,48 @@ def lock() -> int:
     return 0
 
 
+def npm_ci(package_dir: Path, cache_name: str) -> Path:
+    """`npm ci` of package_dir's package.json + package-lock.json into .cache/<cache_name>; returns node_modules.
+
+    Reinstalls only when the lockfile changed (a stamp holds its hash); a file lock keeps parallel runs apart.
+    """
+    import fcntl
+    import shutil
+
+    target = ROOT / ".cache" / cache_name
+    stamp = target / ".lock.sha256"
+    lockfile = package_dir / "package-lock.json"
+    digest = hashlib.sha256((package_dir / "package.json").read_bytes() + lockfile.read_bytes()).hexdigest()
+    target.mkdir(parents=True, exist_ok=True)
+    with open(ROOT / ".cache" / f"{cache_name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.exists() and stamp.read_text() == digest and (target / "node_modules").is_dir()):
+            for name in ("package.json", "package-lock.json"):
+                shutil.copyfile(package_dir / name, target / name)
+            npm = shutil.which("npm") or "npm"
+            if _run(npm, "ci", "--no-audit", "--no-fund", "--prefix", target) != 0:
+                raise RuntimeError(f"npm ci failed for {package_dir}")
+            stamp.write_text(digest)
+    return target / "node_modules"
+
+
+def build_ui() -> int:
+    """Rebuild function/imagegen_mcp/ui/gallery.html from ui/src with its locked npm packages."""
+    modules = npm_ci(UI_SRC, "ui-node")
+    return _run("node", UI_SRC / "build.mjs", modules, UI_SRC.parent / "gallery.html")
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "help"
     if command == "lock":
         return lock()
+    if command == "ui":
+        return build_ui()
     if command not in {"serve", "test", "lint", "bench", "shell"}:
         print(__doc__)
         print(
             "usage: python3 dev.py serve [imagegen-mcp serve options] | test [pytest args] | lint | bench [args] | lock"
+            " | ui (rebuild the gallery app)"
         )
         return 2
     ensure_venv()

@@ -117,7 +117,10 @@ class GuardMiddleware:
             )
             return
         origin = headers.get("origin")
-        if not self.hosts.origin_allowed(origin, host):
+        # A signed /files link is its own credential and is embedded like any image, also by pages whose Origin
+        # is not ours (an MCP App in a host's sandboxed iframe sends `Origin: null`); the Host check still applies.
+        file_read = scope["path"].startswith("/files/") and scope["method"] in ("GET", "HEAD")
+        if not file_read and not self.hosts.origin_allowed(origin, host):
             await _json_error(403, ErrorCode.FORBIDDEN.value, "Origin not allowed")(scope, receive, send)
             return
         state = scope.setdefault("state", {})

@@ -22,6 +22,7 @@ from .surface import images, jobs, models, prompts
 from .surface.arguments import check_arguments
 from .surface.framing import Surface
 from .tools import ImageTools
+from .ui.app import GALLERY_URI, LINKS_TOOL, build_gallery
 
 if TYPE_CHECKING:
     from .access.caller import Caller
@@ -53,6 +54,8 @@ def _checked_calls(surface: Surface) -> ServerMiddleware[Any]:
         spec = None
         if ctx.method == "tools/call" and isinstance(params.get("name"), str):
             spec = surface.specs.get(params["name"])
+            if spec is None and params["name"] in surface.extension_tools:
+                return await call_next(ctx)  # an extension's own tool: the SDK checks its arguments
             if spec is None:
                 raise MCPError(INVALID_PARAMS, f"Unknown tool: {clip(params['name'])}")
             arguments = params.get("arguments")
@@ -91,12 +94,14 @@ def build_server(deps: Deps, *, in_process_caller: Caller | None) -> MCPServer:
     Calls over HTTP are made by the caller the auth middleware put in the request state; `in_process_caller` is
     who makes calls that arrive without an HTTP request (an in-process client). None refuses such calls.
     """
+    gallery = build_gallery(deps)
     server: MCPServer = MCPServer(
         "imagegen-mcp",
         title="Image generation (Gemini, OpenAI, OpenRouter, FLUX)",
         instructions=INSTRUCTIONS,
         version=__version__,
         log_level=deps.settings.log_level,
+        extensions=[gallery.apps],
     )
     tools = ImageTools(deps)
     surface = Surface(
@@ -106,7 +111,10 @@ def build_server(deps: Deps, *, in_process_caller: Caller | None) -> MCPServer:
         jobs=jobs.JobTools(deps, tools),
         in_process_caller=in_process_caller,
     )
+    surface.resources.add(GALLERY_URI)
+    surface.extension_tools.add(LINKS_TOOL)
     server.middleware.append(_checked_calls(surface))
+    server.middleware.append(gallery.middleware)
     for register in TOOL_MODULES:
         register(surface)
     return server

@@ -58,6 +58,7 @@ class Surface:
     in_process_caller: Caller | None
     specs: dict[str, ToolSpec] = field(default_factory=dict)
     resources: set[str] = field(default_factory=set)
+    extension_tools: set[str] = field(default_factory=set)  # registered by an extension (the gallery app)
 
     def tool(self, *, name: str, error_fields: dict[str, Any], **options: Any) -> Callable[[Any], Any]:
         """Register a tool with the SDK (schema from its signature) and record its ToolSpec."""
