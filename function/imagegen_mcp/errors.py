@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     MISCONFIGURED = "misconfigured"
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
+    QUOTA_EXCEEDED = "quota_exceeded"
     INTERNAL = "internal"
 
 

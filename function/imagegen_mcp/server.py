@@ -20,6 +20,7 @@ from .deps import Deps
 from .errors import ErrorCode, ImageGenError
 from .logs import current_fields, log_fields
 from .tools import CallContext, ImageTools
+from .usage_tools import register_usage_tools
 
 log = logging.getLogger("imagegen_mcp.calls")
 
@@ -66,6 +67,9 @@ class ImageResult(BaseModel):
     prompt_truncated: bool | None = None
     text: str | None = Field(None, description="Any text the model returned alongside the images.")
     operation: Literal["generate", "edit"] | None = None
+    estimated_cost_usd: float | None = Field(
+        None, description="Estimated USD of this call from the catalog's prices (null: the price is unknown)."
+    )
     error: ErrorBody | None = None
     job_id: str | None = Field(None, description="The job behind this result; pass it to get_job or cancel_job.")
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = Field(
@@ -85,6 +89,7 @@ class ModelEntry(BaseModel):
     unavailable_reason: str | None = None
     replaced_by: str | None = None
     capabilities: dict[str, Any]
+    price_per_image_usd: float | None = Field(None, description="Catalog price of one image (null: unknown).")
 
 
 class ModelList(BaseModel):
@@ -382,6 +387,7 @@ def build_server(deps: Deps) -> MCPServer:
         )
 
     register_job_tools(server, jobs, call_context)
+    register_usage_tools(server, tools.usage, call_context)
 
     @server.resource(
         "imagegen://models",

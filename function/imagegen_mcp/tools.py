@@ -21,6 +21,8 @@ from .images.types import InputImage
 from .logs import log_fields
 from .providers.base import ImageRequest
 from .storage.base import StoredImage
+from .usage.meter import Metered, UsageMeter
+from .usage.prices import price_per_image
 
 if TYPE_CHECKING:
     from .access.auth import Caller
@@ -43,6 +45,7 @@ class CallContext:
     progress: ProgressSink | None = None
     # Awaited just before the upstream call (a job records that the generation may now be billed).
     before_upstream: Callable[[], Awaitable[None]] | None = None
+    job_id: str | None = None  # the job running this call, for its usage record
 
 
 @dataclass
@@ -111,6 +114,7 @@ class ImageTools:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.inputs = InputResolver(deps.settings, deps.store, deps.fetcher)
+        self.usage = UsageMeter(deps)
 
     async def list_models(self) -> dict[str, Any]:
         statuses = await self.deps.router.status()
@@ -126,6 +130,7 @@ class ImageTools:
                 "providers": [o.provider for o in spec.offers],
                 "available": status.live_provider is not None,
                 "capabilities": spec.capabilities.as_dict(),
+                "price_per_image_usd": price_per_image(spec),
             }
             if status.reason:
                 entry["unavailable_reason"] = status.reason
@@ -134,9 +139,15 @@ class ImageTools:
             models.append(entry)
         return {"default_model": default, "models": models}
 
-    async def run(
+    async def run(self, call: CallContext, **arguments: Any) -> ImageOutcome:
+        """One generate/edit call (arguments as `_run` takes them), metered: quota held, usage settled and recorded."""
+        async with self.usage.metered(call) as meter:
+            return await self._run(call, meter, **arguments)
+
+    async def _run(
         self,
         call: CallContext,
+        meter: Metered,
         *,
         prompt: str,
         model: str | None,
@@ -183,8 +194,12 @@ class ImageTools:
             mask=mask_image,
             progress=progress,
         )
+        await meter.reserve(
+            spec, route.provider.name, options, operation="edit" if edit else "generate", inputs=len(inputs)
+        )
         if call.before_upstream is not None:
             await call.before_upstream()
+        meter.reached_upstream()
         await progress(f"calling {spec.id} via {route.provider.name}")
         async with progress.heartbeat(f"waiting for {spec.id}"):
             try:
@@ -198,6 +213,7 @@ class ImageTools:
         produced = result.images[: options.n]
         if not produced:
             raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{spec.id} returned no image")
+        meter.produced(len(produced))
 
         await progress(f"storing {len(produced)} image(s)")
         finals = await asyncio.gather(
@@ -249,6 +265,7 @@ class ImageTools:
             "prompt": prompt[:PROMPT_ECHO_CHARS],
             "text": (result.text or None),
             "operation": metadata["operation"],
+            "estimated_cost_usd": meter.cost_usd,
         }
         if len(prompt) > PROMPT_ECHO_CHARS:
             structured["prompt_truncated"] = True
