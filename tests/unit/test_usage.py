@@ -119,3 +119,73 @@ async def test_refused_before_the_upstream_records_nothing(make_settings: Any) -
     assert not good.is_error
     assert len(await deps.state.scan(RECORDS)) == 1
     await deps.aclose()
+
+
+def test_key_records_carry_their_quotas_and_reject_bad_ones() -> None:
+    from imagegen_mcp.access.keys import create_api_key, parse_key_file
+    from imagegen_mcp.errors import ImageGenError
+
+    _, record = create_api_key("design", daily_images=200, monthly_usd=50)
+    assert record.to_json()["daily_images"] == 200 and record.to_json()["monthly_usd"] == 50
+    parsed = parse_key_file(json.dumps({"keys": [record.to_json()]}))[0]
+    assert (parsed.daily_images, parsed.monthly_usd) == (200, 50.0)
+    _, plain = create_api_key("no limits")
+    assert "daily_images" not in plain.to_json()  # draws on the deployment default
+    for bad in ({"daily_images": -1}, {"daily_images": 1.5}, {"daily_images": True}, {"monthly_usd": "5"}):
+        with pytest.raises(ImageGenError) as caught:
+            parse_key_file(json.dumps({"keys": [{**plain.to_json(), **bad}]}))
+        assert caught.value.code.value == "misconfigured"
+    with pytest.raises(ImageGenError):
+        create_api_key("x", daily_images=-1)
+
+
+async def test_iam_budgets_own_limits_then_a_shared_domain_budget(make_settings: Any) -> None:
+    from imagegen_mcp.access.auth import Caller
+    from imagegen_mcp.usage.quotas import Quotas
+
+    settings = make_settings(
+        quota_daily_images=10,
+        quota_monthly_usd=5,
+        quotas={"Ann@Example.com": {"daily_images": 50}, "example.com": {"monthly_usd": 100}},
+    )
+    deps = build_deps(settings)
+    quotas = Quotas(deps.state, settings, deps.auth)
+    ann = await quotas.budgets(Caller("ann@example.com", "iam"))
+    assert [(b.scope, b.daily_images, b.monthly_usd) for b in ann] == [
+        ("principal:ann@example.com", 50, 5),
+        ("domain:example.com", None, 100),
+    ]
+    bob = await quotas.budgets(Caller("bob@other.org", "iam"))
+    assert [(b.scope, b.daily_images, b.monthly_usd) for b in bob] == [("principal:bob@other.org", 10, 5)]
+    await deps.aclose()
+
+
+async def test_a_domain_budget_is_shared_by_its_principals(make_settings: Any) -> None:
+    from datetime import UTC, datetime
+
+    from imagegen_mcp.access.auth import Caller
+    from imagegen_mcp.usage.quotas import Quotas
+
+    settings = make_settings(quotas={"example.com": {"daily_images": 3}})
+    deps = build_deps(settings)
+    quotas = Quotas(deps.state, settings, deps.auth)
+    now = datetime.now(UTC)
+    for who in ("ann@example.com", "bob@example.com", "cy@example.com"):
+        await quotas.reserve(await quotas.budgets(Caller(who, "iam")), images=1, cost_micros=0, now=now)
+    budgets = await quotas.budgets(Caller("dee@example.com", "iam"))
+    with pytest.raises(Exception) as caught:
+        await quotas.reserve(budgets, images=1, cost_micros=0, now=now)
+    assert caught.value.details["scope"] == "domain:example.com"  # type: ignore[attr-defined]
+    standing = {(q["scope"], q["quota"]): q["used"] for q in await quotas.standing(budgets, now)}
+    assert standing[("principal:dee@example.com", "daily_images")] == 0  # the refusal took back dee's own image
+    assert standing[("domain:example.com", "daily_images")] == 3
+    await deps.aclose()
+
+
+def test_keys_create_prints_the_quotas_in_the_record(capsys: pytest.CaptureFixture[str]) -> None:
+    from imagegen_mcp.cli import main
+
+    assert main(["keys", "create", "--label", "design", "--daily-images", "200", "--monthly-usd", "50"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads(out[out.index("{") : out.index("}") + 1])
+    assert record["daily_images"] == 200 and record["monthly_usd"] == 50.0
