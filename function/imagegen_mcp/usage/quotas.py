@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import ErrorCode, ImageGenError
-from .prices import from_micros
+from .prices import from_micros, to_micros
 
 if TYPE_CHECKING:
     from ..access.auth import Authenticator, Caller
@@ -110,6 +110,10 @@ def quota_exceeded(budget: Budget, quota: str, *, limit: float, used: float, now
     )
 
 
+def _limit_micros(usd: float | None) -> int | None:
+    return None if usd is None else to_micros(usd)
+
+
 class Quotas:
     """Counters are shared by every instance: a call adds its amount first and takes it back if that overshot."""
 
@@ -150,7 +154,7 @@ class Quotas:
             for budget in budgets:
                 for counter, amount, limit, quota in (
                     (_day_counter(budget.scope, now), images, budget.daily_images, "daily_images"),
-                    (_month_counter(budget.scope, now), cost_micros, _micros(budget.monthly_usd), "monthly_usd"),
+                    (_month_counter(budget.scope, now), cost_micros, _limit_micros(budget.monthly_usd), "monthly_usd"),
                 ):
                     total = await self.state.increment(
                         COUNTERS, counter.key, counter.field, amount, expires_at=counter.expires_at
@@ -191,10 +195,6 @@ class Quotas:
             out.append(_standing(budget.scope, "daily_images", budget.daily_images, images, next_day(now)))
             out.append(_standing(budget.scope, "monthly_usd", budget.monthly_usd, cost, next_month(now)))
         return out
-
-
-def _micros(usd: float | None) -> int | None:
-    return None if usd is None else round(usd * 1_000_000)
 
 
 def _standing(scope: str, quota: str, limit: float | None, used: float, resets: datetime) -> dict[str, Any]:
