@@ -181,6 +181,9 @@ class Settings(BaseSettings):
         None, description="Base URL Cloud Tasks calls back (default public_url); also the token audience."
     )
     tasks_endpoint: str | None = Field(None, description="Cloud Tasks API endpoint override (a local fake).")
+    tasks_dispatch_deadline_seconds: int = Field(
+        300, ge=15, le=1800, description="How long Cloud Tasks waits for the worker route to run one job."
+    )
 
     # --- usage and quotas ----------------------------------------------------------------------------------------
     quota_daily_images: int | None = Field(

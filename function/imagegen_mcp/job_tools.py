@@ -36,12 +36,15 @@ class JobTools:
 
     def __init__(self, deps: Deps, tools: ImageTools) -> None:
         self.deps = deps
+        self.tools = tools
         self.jobs = JobService(deps, tools)
 
     async def start(
         self, call: CallContext, operation: str, wait_seconds: float | None, kwargs: dict[str, Any]
     ) -> CallToolResult:
         """Run a generate/edit call as a job and answer with its result, or its status when it is not done in time."""
+        checked = {k: v for k, v in kwargs.items() if k != "preview"}
+        await self.tools.check(call, **checked)  # a call refused outright leaves no job behind
         job_id = await self.jobs.submit(call, operation, kwargs)
         return await self.get(call, job_id, wait_seconds)
 
@@ -85,9 +88,10 @@ class JobTools:
         structured: dict[str, Any] = {
             "images": [],
             "operation": record["operation"],
-            "model": record["request"].get("model"),
             "progress": record["progress"],
         }
+        if record["request"].get("model"):
+            structured["model"] = record["request"]["model"]
         if status == model.JobStatus.CANCELLED.value:
             text = f"Job {job_id} was cancelled; nothing was stored."
         else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from .catalog import GenerationOptions, check_options
+from .catalog import GenerationOptions, ModelSpec, check_options
 from .deadline import Deadline
 from .errors import ErrorCode, ImageGenError, invalid
 from .images.imaging import FinalImage, finalize_output, make_preview
@@ -27,6 +27,7 @@ from .usage.prices import price_per_image
 if TYPE_CHECKING:
     from .access.auth import Caller
     from .deps import Deps
+    from .providers.routing import Route
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,33 @@ class ImageTools:
             models.append(entry)
         return {"default_model": default, "models": models}
 
+    async def check(
+        self,
+        call: CallContext,
+        *,
+        prompt: str,
+        model: str | None,
+        options: GenerationOptions,
+        images: list[str] | None = None,
+        mask: str | None = None,
+    ) -> tuple[str, ModelSpec, Route]:
+        """Everything about a call that can be refused without touching an input or the upstream."""
+        deps = self.deps
+        prompt = _check_prompt(prompt, deps.settings.max_prompt_chars)
+        model_id = model or await deps.effective_default_model()
+        if images is not None and not images:
+            raise invalid("images must name at least one input image")
+        if mask is not None and images is None:
+            raise invalid("a mask needs input images")
+        log_fields(model=model_id)
+        if not call.caller.may_use(model_id):
+            raise ImageGenError(ErrorCode.FORBIDDEN, f"this API key may not use model {model_id!r}")
+        spec = deps.catalog.get(model_id)
+        check_options(spec, options, inputs=len(images or ()), mask=mask is not None)
+        route = await deps.router.route(model_id)
+        log_fields(provider=route.provider.name)
+        return prompt, spec, route
+
     async def run(self, call: CallContext, **arguments: Any) -> ImageOutcome:
         """One generate/edit call (arguments as `_run` takes them), metered: quota held, usage settled and recorded."""
         async with self.usage.metered(call) as meter:
@@ -160,23 +188,13 @@ class ImageTools:
         settings = deps.settings
         deadline = Deadline(settings.request_deadline_seconds)
         progress = _Progress(call.progress)
-        prompt = _check_prompt(prompt, settings.max_prompt_chars)
-        model_id = model or await deps.effective_default_model()
-        edit = images is not None
-        if edit and not images:
-            raise invalid("images must name at least one input image")
-        if mask is not None and not edit:
-            raise invalid("a mask needs input images")
-        log_fields(model=model_id)
-        if not call.caller.may_use(model_id):
-            raise ImageGenError(ErrorCode.FORBIDDEN, f"this API key may not use model {model_id!r}")
+        prompt, spec, route = await self.check(
+            call, prompt=prompt, model=model, options=options, images=images, mask=mask
+        )
         limiter = deps.rate_limiter
         if limiter is not None:
             limiter.check(call.caller.id)
-        spec = deps.catalog.get(model_id)
-        check_options(spec, options, inputs=len(images or ()), mask=mask is not None)
-        route = await deps.router.route(model_id)
-        log_fields(provider=route.provider.name)
+        edit = images is not None
 
         inputs: list[InputImage] = []
         mask_image: InputImage | None = None

@@ -45,6 +45,7 @@ class FakeTask:
     headers: dict[str, str]
     body: bytes
     oidc: dict[str, str]
+    deadline: float | None = None
     attempts: list[int] = field(default_factory=list)
 
 
@@ -98,6 +99,12 @@ class FakeCloudTasks(FakeApi):
             if name in self.tasks:
                 return _status_error(409, "ALREADY_EXISTS", "the task already exists")
             self.tasks[name] = task
+        deadline = raw.get("dispatchDeadline")
+        if deadline is not None:
+            seconds = float(str(deadline).rstrip("s"))
+            if not 15 <= seconds <= 1800:
+                return _status_error(400, "INVALID_ARGUMENT", "dispatchDeadline must be between 15s and 30m")
+            task.deadline = seconds
         threading.Thread(target=self._deliver, args=(task,), daemon=True).start()
         return Reply(json={"name": name, "httpRequest": http, "dispatchCount": 0, "responseCount": 0})
 
@@ -123,7 +130,11 @@ class FakeCloudTasks(FakeApi):
         headers = {**task.headers, "Authorization": f"Bearer {token}", "User-Agent": "Google-Cloud-Tasks"}
         try:
             answer = httpx2.request(
-                task.method, task.url, headers=headers, content=task.body, timeout=self.dispatch_deadline
+                task.method,
+                task.url,
+                headers=headers,
+                content=task.body,
+                timeout=task.deadline or self.dispatch_deadline,
             )
         except httpx2.HTTPError:
             return 0

@@ -168,13 +168,16 @@ def test_runtime_service_account_is_dedicated(module):
     assert "compute@developer" not in _raw(MODULE)
 
 
-def test_runtime_project_roles_are_only_vertex_user(module):
-    runtime_project_roles = [
-        g["role"]
+def test_runtime_project_roles_are_only_vertex_user_and_its_own_firestore_database(module):
+    grants = [
+        g
         for g in resources(module, "google_project_iam_member").values()
         if "google_service_account.runtime.email" in g["member"]
     ]
-    assert runtime_project_roles == ["roles/aiplatform.user"]
+    assert sorted(g["role"] for g in grants) == ["roles/aiplatform.user", "roles/datastore.user"]
+    [firestore] = [g for g in grants if g["role"] == "roles/datastore.user"]
+    condition = first(firestore["condition"])
+    assert "local.firestore_database_id" in condition["expression"], "Firestore access is limited to the jobs database"
 
 
 def test_token_creator_is_on_the_runtime_account_itself(module):

@@ -114,3 +114,22 @@ def test_cloud_tasks_settings_are_checked(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError, match="IMAGEGEN_TASKS_QUEUE"):
         Settings(_env_file=None, jobs="cloud-tasks", local_dir=tmp_path)  # type: ignore[call-arg]
+
+
+async def test_an_inline_input_too_big_for_a_firestore_record_is_a_typed_error(cloud: CloudPair) -> None:
+    import base64
+    import io
+    import os
+
+    from PIL import Image
+
+    noise = Image.frombytes("RGB", (700, 700), os.urandom(700 * 700 * 3))
+    out = io.BytesIO()
+    noise.save(out, format="PNG")
+    inline = base64.b64encode(out.getvalue()).decode()
+    assert len(inline) > 1_000_000
+    async with mcp_client(cloud.front.mcp_url) as front:
+        result = await front.call_tool("edit_image", {"prompt": "brighter", "images": [inline], "wait_seconds": 0})
+    body: dict[str, Any] = result.structured_content or {}
+    assert result.is_error and body["error"]["code"] == "invalid_argument", body
+    assert "https URLs" in body["error"]["message"] and "job_id" not in body

@@ -62,6 +62,7 @@ class CloudTasksQueue:
 
         task = {
             "name": f"{self._queue}/tasks/{job_id}",
+            "dispatch_deadline": {"seconds": self._settings.tasks_dispatch_deadline_seconds},
             "http_request": {
                 "http_method": "POST",
                 "url": f"{self._audience}{WORKER_PATH}",

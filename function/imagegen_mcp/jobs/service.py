@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ..tools import CallContext, ImageTools, ProgressSink
 
 POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 5.0  # a progress notification at least this often, so idle timers (Claude Code's) keep resetting
 
 
 def _not_found(job_id: str) -> ImageGenError:
@@ -46,6 +48,14 @@ class JobService:
             queue_timeout=self.settings.job_queue_timeout_seconds,
         )
         record["base_url"] = call.base_url
+        size = len(json.dumps(record, separators=(",", ":")))
+        if size > self.store.state.max_document_bytes:
+            raise ImageGenError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"the call is {size} bytes, more than a job record holds here "
+                f"({self.store.state.max_document_bytes}): pass large input images as https URLs, gs:// URIs or "
+                "ids of earlier outputs instead of inline base64",
+            )
         await self.store.create(job_id, record)
         try:
             await self.queue.submit(job_id)
@@ -64,15 +74,17 @@ class JobService:
     async def wait(
         self, job_id: str, caller: Caller, wait_seconds: float, progress: ProgressSink | None
     ) -> dict[str, Any]:
-        """Up to `wait_seconds` for the job to end, with a progress notification whenever its message changes."""
+        """Up to `wait_seconds` for the job to end; a progress notification on each new message, at least every 5 s."""
+        event = self.store.watch(job_id)
         record = await self.get(job_id, caller)
         deadline = time.monotonic() + wait_seconds
         told: str | None = None
+        told_at = 0.0
         step = 0
         while True:
             message = self.runner.live_progress(job_id) or record["progress"]
-            if progress is not None and message != told:
-                told = message
+            if progress is not None and (message != told or time.monotonic() - told_at >= HEARTBEAT_SECONDS):
+                told, told_at = message, time.monotonic()
                 step += 1
                 try:
                     await progress(step, message)
@@ -81,7 +93,8 @@ class JobService:
             remaining = deadline - time.monotonic()
             if record["status"] not in model.ACTIVE or remaining <= 0:
                 break
-            await self.store.changed(job_id, min(POLL_SECONDS, remaining))
+            await self.store.changed(event, min(POLL_SECONDS, remaining))
+            event = self.store.watch(job_id)
             record = await self.get(job_id, caller)
         return record
 

@@ -22,13 +22,15 @@ class JobStore:
         self.lease = lease_seconds
         self._events: dict[str, asyncio.Event] = {}
 
-    async def changed(self, job_id: str, within: float) -> None:
-        """Return when this process changes the job, or after `within` seconds (other processes: by polling)."""
-        event = self._events.setdefault(job_id, asyncio.Event())
+    def watch(self, job_id: str) -> asyncio.Event:
+        """An event set by this process's next change to the job; take it BEFORE reading, so no change is missed."""
+        return self._events.setdefault(job_id, asyncio.Event())
+
+    @staticmethod
+    async def changed(event: asyncio.Event, within: float) -> None:
+        """Return when `event` (from `watch`) is set, or after `within` seconds (other processes: by polling)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), within)
-        if self._events.get(job_id) is event and event.is_set():
-            del self._events[job_id]
 
     async def create(self, job_id: str, record: dict[str, Any]) -> None:
         expires = datetime.now(UTC) + self.retention

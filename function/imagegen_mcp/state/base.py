@@ -25,6 +25,8 @@ class Document:
 class StateStore(Protocol):
     """Documents grouped in collections; every operation is atomic across processes and instances."""
 
+    max_document_bytes: int  # the largest JSON document the backend stores
+
     async def get(self, collection: str, key: str) -> Document | None:
         """The document, or None when absent or past its expiry."""
         ...

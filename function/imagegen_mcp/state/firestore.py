@@ -29,6 +29,8 @@ def _live(snapshot: Any) -> tuple[dict[str, Any], datetime] | None:
 class FirestoreStateStore:
     """One document per key at `<collection>/<key>`: `{data: {...}, expires_at: timestamp}`; SDK calls off the loop."""
 
+    max_document_bytes = 1_000_000  # Firestore's document limit is 1 MiB, field names and overhead included
+
     def __init__(self, settings: Settings) -> None:
         from google.cloud import firestore  # heavy SDK: imported only when this backend is chosen
 

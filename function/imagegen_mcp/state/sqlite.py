@@ -36,6 +36,8 @@ def _stamp(moment: datetime) -> float:
 class SQLiteStateStore:
     """Each operation is one transaction (writes: `BEGIN IMMEDIATE`) on the store's connection, off the event loop."""
 
+    max_document_bytes = 256 * 1024 * 1024  # far below SQLite's 1 GB row limit; bounded by the request size anyway
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ locals {
     },
     var.default_model == null ? {} : { IMAGEGEN_DEFAULT_MODEL = var.default_model },
     length(local.allowed_emails) == 0 ? {} : { IMAGEGEN_IAM_ALLOWED_PRINCIPALS = join(",", local.allowed_emails) },
+    local.jobs_env,
   )
 }
 

@@ -409,6 +409,85 @@ variable "build_plan_roles" {
   }
 }
 
+# --- jobs (jobs.tf) ------------------------------------------------------------
+
+variable "jobs_wait_seconds" {
+  description = "IMAGEGEN_WAIT_SECONDS: how long generate/edit wait for their job before answering status=running (0-300; below the shortest client timeout you serve, e.g. Claude Desktop's ~60 s)."
+  type        = number
+  default     = 40
+
+  validation {
+    condition     = var.jobs_wait_seconds >= 0 && var.jobs_wait_seconds <= 300
+    error_message = "jobs_wait_seconds must be between 0 and 300."
+  }
+}
+
+variable "jobs_max_concurrent_dispatches" {
+  description = "Cloud Tasks max concurrent dispatches: how many jobs run at once across all instances (the back-pressure that protects Vertex/OpenAI quotas)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.jobs_max_concurrent_dispatches >= 1 && var.jobs_max_concurrent_dispatches <= 5000
+    error_message = "jobs_max_concurrent_dispatches must be between 1 and 5000."
+  }
+}
+
+variable "jobs_max_dispatches_per_second" {
+  description = "Cloud Tasks max dispatches per second (job starts per second)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.jobs_max_dispatches_per_second > 0 && var.jobs_max_dispatches_per_second <= 500
+    error_message = "jobs_max_dispatches_per_second must be above 0 and at most 500."
+  }
+}
+
+variable "jobs_max_attempts" {
+  description = "Cloud Tasks delivery attempts per job. A repeat runs a job only if its earlier attempt never reached the upstream."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.jobs_max_attempts >= 1 && var.jobs_max_attempts <= 100
+    error_message = "jobs_max_attempts must be between 1 and 100."
+  }
+}
+
+variable "jobs_dispatch_deadline_seconds" {
+  description = "How long Cloud Tasks waits for the worker route (IMAGEGEN_TASKS_DISPATCH_DEADLINE_SECONDS; 15-1800). Keep it above request_deadline_seconds and at most request_timeout_seconds."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.jobs_dispatch_deadline_seconds >= 15 && var.jobs_dispatch_deadline_seconds <= 1800
+    error_message = "jobs_dispatch_deadline_seconds must be between 15 and 1800 (Cloud Tasks limits)."
+  }
+}
+
+variable "firestore_database_id" {
+  description = "Firestore (Native mode) database of the job records. null: imagegen-<environment>."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.firestore_database_id == null || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.firestore_database_id))
+    error_message = "firestore_database_id must be 4-63 characters: lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "firestore_location" {
+  description = "Firestore location (a region such as europe-west1, or a multi-region such as eur3). null: var.region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.firestore_location == null || can(regex("^[a-z0-9-]+$", var.firestore_location))
+    error_message = "firestore_location must be a Firestore location id such as europe-west1 or eur3."
+  }
+}
+
 variable "usage_dataset_id" {
   description = "BigQuery dataset of the usage export (null: imagegen_usage_<environment>)."
   type        = string
