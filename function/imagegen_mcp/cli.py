@@ -1,4 +1,4 @@
-"""Command line: `imagegen-mcp serve | generate | models | keys create`."""
+"""Command line: `imagegen-mcp serve | generate | models | keys create | usage`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import socket
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -203,8 +204,57 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from .access.keys import create_api_key, describe_new_key
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    key, record = create_api_key(args.label, expires_days=args.expires_days, models=models)
+    key, record = create_api_key(
+        args.label,
+        expires_days=args.expires_days,
+        models=models,
+        daily_images=args.daily_images,
+        monthly_usd=args.monthly_usd,
+    )
     print(describe_new_key(key, record, secret_id=_settings(args).api_keys_secret))
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    """`YYYY-MM-DD` (midnight UTC) or an ISO 8601 time (UTC unless it names an offset)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _usage(settings: Settings, since: datetime, until: datetime, by: str) -> dict[str, Any]:
+    from .deps import build_state
+    from .usage.records import UsageLog, summarize
+
+    state = build_state(settings)
+    try:
+        records = await UsageLog(state, retention_days=settings.usage_retention_days).between(since, until)
+    finally:
+        await state.aclose()
+    field = {"key": "key_id", "model": "model", "principal": "principal"}[by]
+    report = summarize(records, field)
+    groups = report.pop("by_" + field)
+    return {"since": since.isoformat(), "until": until.isoformat(), "by": by, **report, "groups": groups}
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    from .usage.quotas import month_start
+
+    now = datetime.now(UTC)
+    since = args.since or month_start(now)
+    until = args.until or now + timedelta(seconds=1)
+    report = asyncio.run(_usage(_settings(args), since, until, args.by))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"usage from {since.isoformat()} until {until.isoformat()} (estimated USD; unpriced images not in it)")
+    row = "{:<44} {:>7} {:>8} {:>14} {:>9}"
+    print(row.format(args.by, "calls", "images", "estimated_usd", "unpriced"))
+    for name, totals in [*report["groups"].items(), ("total", report)]:
+        usd = f"{totals['estimated_cost_usd']:.6f}"
+        print(row.format(name, totals["calls"], totals["images"], usd, totals["unpriced_images"]))
     return 0
 
 
@@ -287,8 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--label", required=True)
     create.add_argument("--expires-days", type=int, default=None)
     create.add_argument("--models", default=None, help="comma-separated model ids this key may use")
+    create.add_argument("--daily-images", type=int, default=None, help="quota: images per UTC day")
+    create.add_argument("--monthly-usd", type=float, default=None, help="quota: estimated USD per calendar month")
     create.add_argument("--config", default=None)
     create.set_defaults(func=cmd_keys_create)
+
+    usage = sub.add_parser("usage", help="usage and estimated cost from the state store, grouped")
+    usage.add_argument("--since", type=_moment, default=None, help="from (default: start of this month, UTC)")
+    usage.add_argument("--until", type=_moment, default=None, help="until, exclusive (default: now)")
+    usage.add_argument("--by", choices=["key", "model", "principal"], default="key")
+    usage.add_argument("--json", action="store_true")
+    usage.add_argument("--config", default=None)
+    usage.set_defaults(func=cmd_usage)
     return parser
 
 

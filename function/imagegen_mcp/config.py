@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MAX_SIGNED_URL_TTL = 7 * 24 * 3600  # V4 signed URLs cannot live longer than 7 days.
@@ -16,6 +16,15 @@ CsvList = Annotated[list[str], NoDecode]
 
 def _default_local_dir() -> Path:
     return Path.home() / ".cache" / "imagegen-mcp" / "outputs"
+
+
+class QuotaLimits(BaseModel):
+    """A budget: images per UTC day and estimated USD per calendar month (UTC); None = unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    daily_images: int | None = Field(None, ge=0)
+    monthly_usd: float | None = Field(None, ge=0)
 
 
 class Settings(BaseSettings):
@@ -218,6 +227,22 @@ class Settings(BaseSettings):
         300, ge=15, le=1800, description="How long Cloud Tasks waits for the worker route to run one job."
     )
 
+    # --- usage and quotas ----------------------------------------------------------------------------------------
+    quota_daily_images: int | None = Field(
+        None, ge=0, description="Default images per UTC day of each caller (API key, principal); unset = unlimited."
+    )
+    quota_monthly_usd: float | None = Field(
+        None, ge=0, description="Default estimated USD per calendar month (UTC) of each caller; unset = unlimited."
+    )
+    quotas: dict[str, QuotaLimits] = Field(
+        default_factory=dict,
+        description='IAM budgets as JSON, e.g. `{"ann@example.com": {"daily_images": 50}, "example.com": '
+        '{"monthly_usd": 200}}`: an email sets that principal\'s own limits, a domain a budget its principals share.',
+    )
+    usage_retention_days: int = Field(
+        400, ge=1, le=3650, description="Days usage records stay in the state store (the log sink keeps its own)."
+    )
+
     @field_validator(
         "allowed_hosts",
         "allowed_origins",
@@ -242,6 +267,11 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
+
+    @field_validator("quotas", mode="after")
+    @classmethod
+    def _normalize_quota_names(cls, value: dict[str, QuotaLimits]) -> dict[str, QuotaLimits]:
+        return {name.strip().lower(): limits for name, limits in value.items()}
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -134,16 +134,21 @@ def build_auth(settings: Settings, secrets: SecretSource) -> Authenticator:
 
 
 def build_deps(
-    settings: Settings, *, secrets: SecretSource | None = None, fetcher: GuardedFetcher | None = None
+    settings: Settings,
+    *,
+    secrets: SecretSource | None = None,
+    fetcher: GuardedFetcher | None = None,
+    catalog: Catalog | None = None,
 ) -> Deps:
     """Wire the backends `settings` asks for.
 
-    `secrets` and `fetcher` may be given (a secret source built elsewhere; a fetcher with an injected resolver or
-    connector, as the SSRF and provider suites use); every other part follows from `settings` alone.
+    `secrets`, `fetcher` and `catalog` may be given (a secret source built elsewhere; a fetcher with an injected
+    resolver or connector, as the SSRF and provider suites use; a catalog of made-up models with made-up prices);
+    every other part follows from `settings` alone.
     """
     from .images.fetcher import GuardedFetcher
 
-    catalog = load_catalog().restricted_to(settings.enabled_models, allow_unknown=settings.discovery)
+    catalog = catalog or load_catalog().restricted_to(settings.enabled_models, allow_unknown=settings.discovery)
     if not settings.placeholder_enabled:
         catalog = Catalog([m for m in catalog if m.id != PLACEHOLDER_MODEL], catalog.default_model)
     secrets = secrets or build_secrets(settings)

@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     MISCONFIGURED = "misconfigured"
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
+    QUOTA_EXCEEDED = "quota_exceeded"
     INTERNAL = "internal"
 
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from . import __version__
 from .errors import ErrorCode, ImageGenError, clip
-from .surface import images, jobs, models, prompts
+from .surface import images, jobs, models, prompts, usage
 from .surface.arguments import check_arguments
 from .surface.framing import Surface
 from .tools import ImageTools
@@ -37,6 +37,7 @@ TOOL_MODULES: tuple[Callable[[Surface], None], ...] = (
     jobs.register,
     models.register,
     prompts.register,
+    usage.register,
 )
 
 INSTRUCTIONS = (

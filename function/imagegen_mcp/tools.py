@@ -22,6 +22,8 @@ from .images.types import InputImage
 from .logs import log_fields
 from .providers.base import ImageRequest, ProducedImage
 from .storage.base import StoredImage
+from .usage.meter import Metered, UsageMeter
+from .usage.prices import price_per_image
 
 if TYPE_CHECKING:
     from .access.caller import Caller
@@ -45,6 +47,7 @@ class CallContext:
     progress: ProgressSink | None = None
     # Awaited just before the upstream call (a job records that the generation may now be billed).
     before_upstream: Callable[[], Awaitable[None]] | None = None
+    job_id: str | None = None  # the job running this call, for its usage record
 
 
 @dataclass
@@ -113,6 +116,7 @@ class ImageTools:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.inputs = InputResolver(deps.settings, deps.store, deps.fetcher, deps.budget)
+        self.usage = UsageMeter(deps)
 
     async def list_models(self) -> dict[str, Any]:
         statuses = await self.deps.router.status()
@@ -132,6 +136,7 @@ class ImageTools:
                 "source": spec.source,
                 "checked": spec.checked,
                 "pricing": spec.pricing.as_dict() if spec.pricing else None,
+                "price_per_image_usd": price_per_image(spec),
             }
             if status.reason:
                 entry["unavailable_reason"] = status.reason
@@ -167,9 +172,15 @@ class ImageTools:
         log_fields(provider=route.provider.name)
         return prompt, spec, route
 
-    async def run(
+    async def run(self, call: CallContext, **arguments: Any) -> ImageOutcome:
+        """One generate/edit call (arguments as `_run` takes them), metered: quota held, usage settled and recorded."""
+        async with self.usage.metered(call) as meter:
+            return await self._run(call, meter, **arguments)
+
+    async def _run(
         self,
         call: CallContext,
+        meter: Metered,
         *,
         prompt: str,
         model: str | None,
@@ -207,8 +218,12 @@ class ImageTools:
             mask=mask_image,
             progress=progress,
         )
+        await meter.reserve(
+            spec, route.provider.name, options, operation="edit" if edit else "generate", inputs=len(inputs)
+        )
         if call.before_upstream is not None:
             await call.before_upstream()
+        meter.reached_upstream()
         await progress(f"calling {spec.id} via {route.provider.name}")
         async with progress.heartbeat(f"waiting for {spec.id}"):
             try:
@@ -222,6 +237,7 @@ class ImageTools:
         produced = result.images[: options.n]
         if not produced:
             raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{spec.id} returned no image")
+        meter.produced(len(produced))
 
         await progress(f"storing {len(produced)} image(s)")
         finals = await self._finalize_all(produced, options.output_format, allowance)
@@ -266,6 +282,7 @@ class ImageTools:
             "prompt": prompt[:PROMPT_ECHO_CHARS],
             "text": (result.text or None),
             "operation": metadata["operation"],
+            "estimated_cost_usd": meter.cost_usd,
         }
         if len(prompt) > PROMPT_ECHO_CHARS:
             structured["prompt_truncated"] = True

@@ -90,7 +90,14 @@ async def test_protocol_revisions_with_official_client(endpoint: ServerHandle, m
         if mode == "legacy":
             assert client.protocol_version == "2025-11-25"
         tools = await client.list_tools()
-        assert {t.name for t in tools.tools} == {"generate_image", "edit_image", "list_models", "get_job", "cancel_job"}
+        assert {t.name for t in tools.tools} == {
+            "generate_image",
+            "edit_image",
+            "list_models",
+            "get_job",
+            "cancel_job",
+            "get_usage",
+        }
 
 
 def test_protocol_2025_06_18_initialize_handshake(endpoint: ServerHandle) -> None:

@@ -45,6 +45,7 @@ def test_inspector_lists_tools_and_generates(endpoint: ServerHandle) -> None:
         "list_models",
         "get_job",
         "cancel_job",
+        "get_usage",
     }
     result = _inspector(
         endpoint.mcp_url,

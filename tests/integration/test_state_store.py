@@ -149,3 +149,14 @@ async def test_sqlite_counter_is_atomic_across_processes(tmp_path: Path) -> None
     doc = await store.get("c", "k")
     await store.aclose()
     assert doc is not None and doc.data == {"n": 180}
+
+
+async def test_scan_returns_live_documents_of_a_key_range_in_key_order(store: StateStore) -> None:
+    coll = _collection()
+    for key in ("b~2", "a~1", "b~1", "b~3", "c~1"):
+        assert await store.create(coll, key, {"k": key}, expires_at=LATER)
+    assert await store.create(coll, "b~0", {"k": "gone"}, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert [d.key for d in await store.scan(coll, start="b~", end="b~3")] == ["b~1", "b~2"]
+    assert [d.data["k"] for d in await store.scan(coll)] == ["a~1", "b~1", "b~2", "b~3", "c~1"]
+    assert [d.key for d in await store.scan(coll, start="b~2")] == ["b~2", "b~3", "c~1"]
+    assert await store.scan(_collection()) == []

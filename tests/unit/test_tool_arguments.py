@@ -108,6 +108,7 @@ async def test_every_error_result_validates_against_its_tools_output_schema(serv
         "list_models": {"unexpected": 1},
         "get_job": {"job_id": "no-such-job", "wait_seconds": 0},
         "cancel_job": {"job_id": "no-such-job"},
+        "get_usage": {"unexpected": 1},
     }
     assert set(failing) == set(tools)
     async with Client(server) as client:

@@ -11,7 +11,7 @@ from ..errors import ErrorCode, ImageGenError
 from ..secrets.base import API_KEYS
 from .base import AuthenticationFailed, BaseAuthenticator, bearer_token
 from .caller import Caller
-from .keys import KeyRing, key_id_of, parse_key_file
+from .keys import KeyRecord, KeyRing, key_id_of, parse_key_file
 
 if TYPE_CHECKING:
     from ..secrets.base import SecretSource
@@ -47,6 +47,10 @@ class BearerAuthenticator(BaseAuthenticator):
             self._ring = KeyRing(parse_key_file(raw))
             self._raw = raw
         return self._ring
+
+    async def key_record(self, key_id: str) -> KeyRecord | None:
+        """The current record of key `key_id` (its quotas), from the same cached secret the keys are checked with."""
+        return next((r for r in (await self._keyring()).records if r.id == key_id), None)
 
     async def authenticate(
         self, headers: Mapping[str, str], *, client_host: str | None, server_host: str | None

@@ -31,12 +31,14 @@ class KeyRecord:
     expires_at: datetime | None = None
     models: frozenset[str] | None = None
     disabled: bool = False
+    daily_images: int | None = None  # quota: images per UTC day (None: the deployment default)
+    monthly_usd: float | None = None  # quota: estimated USD per calendar month (None: the deployment default)
 
     def active(self, now: datetime) -> bool:
         return not self.disabled and (self.expires_at is None or now < self.expires_at)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "id": self.id,
             "sha256": self.sha256,
             "label": self.label,
@@ -44,6 +46,12 @@ class KeyRecord:
             "models": sorted(self.models) if self.models is not None else None,
             "disabled": self.disabled,
         }
+        # Quotas only where set: a key without its own limits draws on the deployment default.
+        if self.daily_images is not None:
+            body["daily_images"] = self.daily_images
+        if self.monthly_usd is not None:
+            body["monthly_usd"] = self.monthly_usd
+        return body
 
 
 def hash_key(key: str) -> str:
@@ -62,11 +70,17 @@ def create_api_key(
     *,
     expires_days: float | None = None,
     models: Iterable[str] | None = None,
+    daily_images: int | None = None,
+    monthly_usd: float | None = None,
     now: datetime | None = None,
 ) -> tuple[str, KeyRecord]:
     """A fresh key (shown once, never stored) and the record to add to the API-keys secret."""
     if expires_days is not None and expires_days <= 0:
         raise ImageGenError(ErrorCode.INVALID_ARGUMENT, "expires_days must be positive")
+    if daily_images is not None and daily_images < 0:
+        raise ImageGenError(ErrorCode.INVALID_ARGUMENT, "daily_images must be 0 or more")
+    if monthly_usd is not None and monthly_usd < 0:
+        raise ImageGenError(ErrorCode.INVALID_ARGUMENT, "monthly_usd must be 0 or more")
     key_id = "k_" + secrets.token_hex(6)
     key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     issued = now or datetime.now(UTC)
@@ -76,6 +90,8 @@ def create_api_key(
         label=label or None,
         expires_at=issued + timedelta(days=expires_days) if expires_days is not None else None,
         models=frozenset(m.strip() for m in models if m.strip()) if models is not None else None,
+        daily_images=daily_images,
+        monthly_usd=monthly_usd,
     )
     return key, record
 
@@ -115,6 +131,12 @@ def _parse_record(index: int, item: Any) -> KeyRecord:
     disabled = item.get("disabled", False)
     if not isinstance(disabled, bool):
         raise _bad(f"keys[{index}] ({key_id}): disabled must be true or false")
+    daily_images = item.get("daily_images")
+    if daily_images is not None and (type(daily_images) is not int or daily_images < 0):
+        raise _bad(f"keys[{index}] ({key_id}): daily_images must be a whole number >= 0 or null")
+    monthly_usd = item.get("monthly_usd")
+    if monthly_usd is not None and (type(monthly_usd) not in (int, float) or monthly_usd < 0):
+        raise _bad(f"keys[{index}] ({key_id}): monthly_usd must be a number >= 0 or null")
     return KeyRecord(
         id=key_id,
         sha256=digest.lower(),
@@ -122,6 +144,8 @@ def _parse_record(index: int, item: Any) -> KeyRecord:
         expires_at=expires_at,
         models=frozenset(models) if models is not None else None,
         disabled=disabled,
+        daily_images=daily_images,
+        monthly_usd=float(monthly_usd) if monthly_usd is not None else None,
     )
 
 

@@ -134,6 +134,7 @@ class JobRunner:
             base_url=record.get("base_url"),
             progress=progress,
             before_upstream=before_upstream,
+            job_id=attempt.job_id,
         )
         try:
             outcome = await self.tools.run(call, **_request_kwargs(record["request"]))

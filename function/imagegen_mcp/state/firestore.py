@@ -103,5 +103,21 @@ class FirestoreStateStore:
     async def delete(self, collection: str, key: str) -> None:
         await asyncio.to_thread(self._ref(collection, key).delete)
 
+    async def scan(self, collection: str, *, start: str | None = None, end: str | None = None) -> list[Document]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        ref = self._client.collection(collection)
+
+        def body() -> list[Document]:
+            query = ref.order_by("__name__")
+            if start:
+                query = query.where(filter=FieldFilter("__name__", ">=", ref.document(start)))
+            if end is not None:
+                query = query.where(filter=FieldFilter("__name__", "<", ref.document(end)))
+            found = ((snapshot.id, _live(snapshot)) for snapshot in query.stream())
+            return [Document(key, live[0], live[1]) for key, live in found if live is not None]
+
+        return await asyncio.to_thread(body)
+
     async def aclose(self) -> None:
         await asyncio.to_thread(self._client.close)

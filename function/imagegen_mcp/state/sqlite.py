@@ -140,6 +140,17 @@ class SQLiteStateStore:
 
         await asyncio.to_thread(self._transaction, body)
 
+    async def scan(self, collection: str, *, start: str | None = None, end: str | None = None) -> list[Document]:
+        def body(conn: sqlite3.Connection) -> list[Document]:
+            rows = conn.execute(
+                "SELECT key, data, expires_at FROM documents WHERE collection = ? AND key >= ? "
+                "AND (? IS NULL OR key < ?) AND expires_at > ? ORDER BY key",
+                (collection, start or "", end, end, _now()),
+            ).fetchall()
+            return [Document(k, json.loads(d), datetime.fromtimestamp(e, UTC)) for k, d, e in rows]
+
+        return await asyncio.to_thread(self._transaction, body, write=False)
+
     async def aclose(self) -> None:
         with self._lock:
             if self._db is not None:

@@ -47,6 +47,9 @@ class ImageResult(BaseModel):
     text: str | None = Field(None, description="Any text the model returned alongside the images.")
     operation: Literal["generate", "edit"] | None = None
     error: ErrorBody | None = None
+    estimated_cost_usd: float | None = Field(
+        None, description="Estimated USD of this call from the catalog's prices (null: the price is unknown)."
+    )
     job_id: str | None = Field(None, description="The job behind this result; pass it to get_job or cancel_job.")
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = Field(
         None, description="The job's status; queued/running: call get_job with job_id to fetch the images."

@@ -26,6 +26,7 @@ class ModelEntry(BaseModel):
     source: str | None = Field(None, description="Documentation (curated) or listing (discovered) the entry rests on.")
     checked: str | None = Field(None, description="Date a curated entry was last checked against its source.")
     pricing: dict[str, Any] | None = Field(None, description="USD prices as documented or listed; null fields unknown.")
+    price_per_image_usd: float | None = Field(None, description="Catalog price of one image (null: unknown).")
 
 
 class ModelList(BaseModel):

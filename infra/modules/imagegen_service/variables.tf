@@ -498,3 +498,36 @@ variable "firestore_location" {
     error_message = "firestore_location must be a Firestore location id such as europe-west1 or eur3."
   }
 }
+
+variable "usage_dataset_id" {
+  description = "BigQuery dataset of the usage export (null: imagegen_usage_<environment>)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.usage_dataset_id == null || can(regex("^[A-Za-z0-9_]{1,1024}$", var.usage_dataset_id))
+    error_message = "usage_dataset_id may hold letters, digits and underscores only."
+  }
+}
+
+variable "usage_dataset_location" {
+  description = "BigQuery location of the usage dataset, a region or the US / EU multi-region (null: the service's region)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.usage_dataset_location == null || can(regex("^([a-z]+-[a-z]+[0-9]+|US|EU)$", var.usage_dataset_location))
+    error_message = "usage_dataset_location must be a region such as europe-west1, or US or EU."
+  }
+}
+
+variable "usage_retention_days" {
+  description = "Days a day partition of the usage table is kept (null: kept until deleted)."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.usage_retention_days == null || var.usage_retention_days >= 1
+    error_message = "usage_retention_days must be at least 1 (or null)."
+  }
+}

@@ -1,0 +1,1 @@
+"""Usage and cost: one record per metered generation, estimated prices, and quotas enforced across instances."""
