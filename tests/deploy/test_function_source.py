@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.infra.tooling import CACHE_DIR, locked
+from tests.infra.tooling import CACHE_DIR, locked, pip_env
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.anyio
@@ -38,6 +38,7 @@ def _function_venv() -> Path:
             subprocess.run(
                 [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--require-hashes", "-r", str(LOCK)],
                 check=True,
+                env=pip_env(),  # pip must reach the registry (the loopback guard would refuse it)
             )
             stamp.write_text(digest)
     return env_dir

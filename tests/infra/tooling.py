@@ -89,7 +89,7 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-def _pip_env() -> dict[str, str]:
+def pip_env() -> dict[str, str]:
     """tool_env() without the loopback guard: pip must reach the package registry (the tools themselves need not)."""
     from tests.support.loopback_guard import unguarded
 
@@ -98,7 +98,7 @@ def _pip_env() -> dict[str, str]:
 
 def _pip(command: list[str]) -> None:
     """Run pip quietly (its mirror warnings would scroll over pytest's progress); its output only on failure."""
-    done = subprocess.run(command, capture_output=True, text=True, env=_pip_env(), check=False)
+    done = subprocess.run(command, capture_output=True, text=True, env=pip_env(), check=False)
     if done.returncode != 0:
         raise RuntimeError(
             f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-3000:]}"

@@ -51,7 +51,7 @@ def schema_file() -> Path:
                 f"{SCHEMA_PACKAGE}=={SCHEMA_PACKAGE_VERSION}",
             ],
             check=True,
-            env=tooling.tool_env(),
+            env=tooling.pip_env(),  # pip must reach the registry; the loopback guard stays on everything else
         )
         wheel = next(wheels.glob(f"cdktn_provider_google-{SCHEMA_PACKAGE_VERSION}-*.whl"))
         schema = schema_extract.extract(wheel)
