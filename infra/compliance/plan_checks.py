@@ -25,7 +25,10 @@ from collections.abc import Iterator
 from typing import Any
 
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
-SERVICE_ACCOUNT_REF = re.compile(r"^google_service_account\.\w+(\.(member|email))?$")
+# A service account of this module, or the Google-managed writer identity of a log sink this module creates.
+SERVICE_ACCOUNT_REF = re.compile(
+    r"^(google_service_account\.\w+(\.(member|email))?|google_logging_project_sink\.\w+(\.writer_identity)?)$"
+)
 
 
 def resources(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
