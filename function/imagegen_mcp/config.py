@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     decode_wait_seconds: float = Field(
         10.0, ge=0, le=600, description="How long a decode waits for budget before answering `rate_limited`."
     )
+    body_budget_mb: int | None = Field(
+        None,
+        ge=16,
+        description="Memory large request bodies (over 1 MiB) may take at once, read and parsed (default: a quarter "
+        "of memory_limit_mb); further ones wait unread.",
+    )
 
     openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL.")
     openrouter_base_url: str = Field("https://openrouter.ai/api/v1", description="OpenRouter API base URL.")
@@ -295,6 +301,10 @@ class Settings(BaseSettings):
     @property
     def decode_budget_bytes(self) -> int:
         return (self.decode_budget_mb or self.memory_limit_mb // 2) * 1024 * 1024
+
+    @property
+    def body_budget_bytes(self) -> int:
+        return (self.body_budget_mb or self.memory_limit_mb // 4) * 1024 * 1024
 
     @property
     def request_pixel_cap(self) -> int:

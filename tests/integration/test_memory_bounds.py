@@ -227,11 +227,6 @@ def test_hostile_decodes_stay_inside_the_instance_memory(
     assert outcomes["placeholder_n4_36mp"] == ["ok"] and "ok" in outcomes["20_webp_4000"], outcomes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="20 bodies of 27 MB are read and parsed by the HTTP layer (app.py, the SDK) before any tool code runs: "
-    "~2.4 GB and /healthz > 1 s until app.py admits large bodies through deps.budget (outside this change)",
-)
 def test_concurrent_large_edit_bodies_stay_inside_the_instance_memory(
     watched_server: tuple[ServerHandle, Watch], hostile: HostileImages
 ) -> None:
