@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ErrorCode, ImageGenError
 from .base import Document, Mutation
 
 if TYPE_CHECKING:
     from ..config import Settings
 
 EXPIRY_FIELD = "expires_at"  # the field Terraform's TTL policy names; Firestore deletes expired documents lazily
-# Contended documents (a hot counter, workers racing for one job) abort transactions; the SDK retries them.
+# Contended documents (a hot counter, workers racing for one job) abort transactions; the SDK retries them at
+# once, which a crowd of writers can exhaust ("Failed to commit transaction in N attempts"): then we start the
+# transaction again after a jittered, growing pause, for up to CONTENTION_BUDGET_SECONDS, before giving up typed.
 TRANSACTION_ATTEMPTS = 30
+CONTENTION_BUDGET_SECONDS = 20.0
 
 
 def _live(snapshot: Any) -> tuple[dict[str, Any], datetime] | None:
@@ -41,8 +47,24 @@ class FirestoreStateStore:
         return self._client.collection(collection).document(key)
 
     def _in_transaction(self, body: Any) -> Any:
-        transaction = self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
-        return self._firestore.transactional(body)(transaction)
+        from google.api_core import exceptions
+
+        deadline = time.monotonic() + CONTENTION_BUDGET_SECONDS
+        pause = 0.05
+        while True:
+            transaction = self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
+            try:
+                return self._firestore.transactional(body)(transaction)
+            except (ValueError, exceptions.Aborted) as exc:
+                # ValueError: the SDK's own attempts ran out; anything else it raises is not contention.
+                if isinstance(exc, ValueError) and "Failed to commit transaction" not in str(exc):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise ImageGenError(
+                        ErrorCode.STORAGE_ERROR, "the state store is too busy right now (transaction contention)"
+                    ) from exc
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 1.0)
 
     async def get(self, collection: str, key: str) -> Document | None:
         def body() -> Document | None:
