@@ -67,13 +67,18 @@ def _run(*cmd: str | os.PathLike[str], env: dict[str, str] | None = None) -> int
     return child.returncode
 
 
+def install_digest() -> str:
+    """What the venv was installed from (pyproject.toml and the dev lock): a change means reinstall."""
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + DEV_LOCK.read_bytes()).hexdigest()
+
+
 def ensure_venv() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be started by an older python3
         sys.exit(f"imagegen-mcp needs Python 3.11 or newer (this is {sys.version.split()[0]})")
     if not PY.exists():
         print(f"creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + DEV_LOCK.read_bytes()).hexdigest()
+    want = install_digest()
     if STAMP.exists() and STAMP.read_text() == want:
         return
     pip = [PY, "-m", "pip", "install", "--disable-pip-version-check", "-q"]

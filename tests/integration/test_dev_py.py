@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -21,9 +21,13 @@ VENV = Path(sys.prefix)
 
 
 def _venv_is_current() -> bool:
+    """The stamp dev.py itself compares (dev.install_digest), so dev.py will not reinstall before serving."""
+    spec = importlib.util.spec_from_file_location("dev_script", ROOT / "dev.py")
+    assert spec is not None and spec.loader is not None
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
     stamp = VENV / ".imagegen-install-stamp"
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    return stamp.is_file() and stamp.read_text() == want
+    return stamp.is_file() and stamp.read_text() == dev.install_digest()
 
 
 @pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT])
