@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["https://accounts.google.com", "accounts.google.com"],
         description="Accepted ID-token issuers.",
     )
+    shared_owners: CsvList = Field(
+        default_factory=list,
+        description="Key ids or principal emails that may use one another's outputs and uploads (empty = each "
+        "caller sees only its own).",
+    )
     rate_limit_per_minute: float = Field(60.0, ge=0, description="Per-caller calls/min per instance (0 = off).")
     rate_limit_burst: int = Field(10, ge=1, description="Per-caller burst size per instance.")
 
@@ -257,6 +262,7 @@ class Settings(BaseSettings):
         "iam_allowed_principals",
         "iam_allowed_domains",
         "iam_issuers",
+        "shared_owners",
         "providers",
         "enabled_models",
         "fetch_allow_http_hosts",
