@@ -17,6 +17,7 @@ from mcp.shared.exceptions import MCPError
 from PIL import Image
 
 from tests.support.servers import ENTRIES, ServerHandle, start_server
+from tests.support.tool_names import PUBLIC_TOOLS
 
 pytestmark = pytest.mark.anyio
 
@@ -90,14 +91,7 @@ async def test_protocol_revisions_with_official_client(endpoint: ServerHandle, m
         if mode == "legacy":
             assert client.protocol_version == "2025-11-25"
         tools = await client.list_tools()
-        assert {t.name for t in tools.tools} == {
-            "generate_image",
-            "edit_image",
-            "list_models",
-            "get_job",
-            "cancel_job",
-            "get_usage",
-        }
+        assert {t.name for t in tools.tools} == PUBLIC_TOOLS
 
 
 def test_protocol_2025_06_18_initialize_handshake(endpoint: ServerHandle) -> None:
