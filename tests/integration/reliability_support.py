@@ -10,20 +10,21 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
 from hypothesis import strategies as st
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from imagegen_mcp.errors import ErrorCode
 from tests.fakes.openai_server import DEFAULT_KEY, FakeOpenAI
+
+# Re-exported: the fault, load, jobs and log tests import the MCP client helpers from here.
+from tests.support.mcp_http import HttpRecord as HttpRecord
+from tests.support.mcp_http import mcp_client as mcp_client
 from tests.support.servers import ServerHandle
 
 OPENAI_MODEL = "openai/gpt-image-1"
@@ -63,30 +64,6 @@ def openai_env(base_url: str, **settings: str) -> dict[str, str]:
     }
     env.update(settings)
     return env
-
-
-@dataclass
-class HttpRecord:
-    """Every HTTP status (and X-Request-Id) the MCP client's transport saw."""
-
-    statuses: Counter[int] = field(default_factory=Counter)
-    request_ids: list[str] = field(default_factory=list)
-
-    async def hook(self, response: httpx2.Response) -> None:
-        self.statuses[response.status_code] += 1
-        if "x-request-id" in response.headers:
-            self.request_ids.append(response.headers["x-request-id"])
-
-
-@contextlib.asynccontextmanager
-async def mcp_client(
-    url: str, *, headers: dict[str, str] | None = None, record: HttpRecord | None = None, timeout: float = 60.0
-) -> AsyncIterator[Client]:
-    """The official client over streamable HTTP, with optional extra headers and a status recorder."""
-    hooks = {"response": [record.hook]} if record is not None else {}
-    async with httpx2.AsyncClient(headers=headers or {}, timeout=timeout, event_hooks=hooks) as http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
-            yield client
 
 
 async def generate(client: Client, prompt: str = "a lighthouse at dusk", **arguments: Any) -> CallToolResult:
