@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 import select
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
+import pytest
 from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import CallToolResult
@@ -230,6 +232,23 @@ def jsonrpc_messages(response: httpx2.Response) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else [value]
 
 
+_request_ids = itertools.count(1)
+
+
+def post_tools_call(
+    http: httpx2.Client, url: str, name: Any, arguments: Any, headers: dict[str, str] | None = None
+) -> tuple[int, httpx2.Response]:
+    """POST one raw JSON-RPC tools/call (a fresh request id; name and arguments as given, typed or not) to `url`."""
+    request_id = next(_request_ids)
+    body = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+    return request_id, http.post(url, content=json.dumps(body), headers=headers)
+
+
 def assert_no_leak_in(response: httpx2.Response) -> None:
     """No server error status and nothing of a Python traceback in what the client sees."""
     assert response.status_code < 500, (response.status_code, response.text[:500])
@@ -240,6 +259,13 @@ def assert_no_leak_in(response: httpx2.Response) -> None:
 
 def error_log_lines(handle: ServerHandle) -> list[dict[str, Any]]:
     return [r for r in log_records(handle) if r.get("severity") in ("ERROR", "CRITICAL")]
+
+
+@pytest.fixture(scope="module", name="server")
+def fuzz_server_fixture() -> Iterator[ServerHandle]:
+    """The `server` fixture of both fuzz suites (imported there under this name)."""
+    with fuzz_target_server() as handle:
+        yield handle
 
 
 @contextlib.contextmanager
