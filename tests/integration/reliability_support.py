@@ -133,6 +133,7 @@ class RawUpstream:
         self.mode = mode
         self.delay = delay
         self.events: list[str] = []
+        self.answered_at: list[float] = []  # time.monotonic() of each answer, for ordering against the test's events
         self.received = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -204,6 +205,7 @@ class RawUpstream:
             ).encode()
             try:
                 conn.sendall(head + payload)
+                self.answered_at.append(time.monotonic())
                 self.events.append("answered")
             except OSError:
                 self.events.append("client_closed")
