@@ -137,6 +137,7 @@ class GuardMiddleware:
         ):
             await _json_error(413, ErrorCode.INVALID_ARGUMENT.value, "request body too large")(scope, receive, send)
             return
+        state["content_length"] = None if length is None else int(length)  # validated once, read by _McpRoute
         client = scope.get("client")
         server = scope.get("server")
         try:
@@ -182,8 +183,8 @@ class _McpRoute:
         if scope["method"] != "POST":
             await _method_not_allowed()(scope, receive, send)
             return
-        length = request_headers(scope).get("content-length")
-        declared = int(length) if length is not None and length.isascii() and length.isdigit() else self.max_body
+        length: int | None = scope.get("state", {}).get("content_length")  # set by GuardMiddleware
+        declared = self.max_body if length is None else length
         # A large body costs several times its size once read, decoded from JSON and held by the call (base64
         # text, the parsed arguments, the image bytes): such requests take their share of the body budget
         # before a byte is read, and wait unread (so hold no memory) while it is spent.

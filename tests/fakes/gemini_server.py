@@ -13,8 +13,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .http_fake import send_payload, serve_handler
 
 # POST /{version}/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent (Vertex AI)
 # POST /{version}/models/{model}:generateContent (Gemini Developer API)
@@ -119,26 +121,6 @@ def error_reply(
     if details:
         error["details"] = details
     return Reply(status=status, body={"error": error}, headers=headers or {})
-
-
-@contextlib.contextmanager
-def serve_in_thread(
-    handler: type[BaseHTTPRequestHandler], *, port: int = 0, on_close: Callable[[], None] | None = None
-) -> Iterator[str]:
-    """Run `handler` on 127.0.0.1 in a daemon thread; yields the base URL. `on_close` wakes sleeping handlers."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    server.daemon_threads = True
-    server.block_on_close = False
-    thread = threading.Thread(target=server.serve_forever, name=f"fake-{handler.__name__}", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        if on_close is not None:
-            on_close()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 # --- the server --------------------------------------------------------------------------------------------------
@@ -258,16 +240,7 @@ def _handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, reply: Reply) -> None:
             payload = json.dumps(reply.body if reply.body is not None else {}).encode()
-            try:
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeouts); nothing to answer
+            send_payload(self, reply.status, payload, "application/json; charset=UTF-8", reply.headers)
 
         def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
@@ -356,7 +329,7 @@ def start_fake_gemini(
 ) -> Iterator[tuple[str, FakeGemini]]:
     """Serve on 127.0.0.1 in a thread; yields (base_url, fake). Default reply: a PNG of `image_size` after `delay`."""
     fake = FakeGemini(image_size=image_size, noise=noise, delay=delay, api_keys=api_keys, accept_bearer=accept_bearer)
-    with serve_in_thread(_handler(fake), port=port, on_close=fake.closing.set) as base_url:
+    with serve_handler(_handler(fake), port=port, on_close=fake.closing.set) as base_url:
         yield base_url, fake
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from .http_fake import send_payload, serve_handler
 
 CERTS_PATH = "/oauth2/v1/certs"
 
@@ -80,7 +81,7 @@ class GoogleCertsServer:
         self.published: dict[str, SigningKey] = {}
         self.requests = 0
         self.fail = False
-        self._server: ThreadingHTTPServer | None = None
+        self._base_url: str | None = None
 
     def publish(self, key: SigningKey) -> SigningKey:
         self.published[key.kid] = key
@@ -91,9 +92,8 @@ class GoogleCertsServer:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{CERTS_PATH}"
+        assert self._base_url is not None
+        return f"{self._base_url}{CERTS_PATH}"
 
     @contextlib.contextmanager
     def running(self) -> Iterator[GoogleCertsServer]:
@@ -109,22 +109,12 @@ class GoogleCertsServer:
                     self.send_error(503)
                     return
                 body = json.dumps({kid: key.pem for kid, key in fake.published.items()}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Cache-Control", f"public, max-age={fake.max_age}, must-revalidate, no-transform")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                cache = {"Cache-Control": f"public, max-age={fake.max_age}, must-revalidate, no-transform"}
+                send_payload(self, 200, body, "application/json; charset=UTF-8", cache)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serve_handler(Handler) as base_url:
+            self._base_url = base_url
             yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join(timeout=5)

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from .gemini_server import serve_in_thread
+from .http_fake import send_payload, serve_handler
 
 
 @dataclass
@@ -80,12 +80,7 @@ def _handler(state: FakeTokenServer) -> type[BaseHTTPRequestHandler]:
             else:
                 token = state.issue(form)
                 status, body = 200, {"access_token": token, "expires_in": state.expires_in, "token_type": "Bearer"}
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            send_payload(self, status, json.dumps(body).encode(), "application/json")
 
     return Handler
 
@@ -94,7 +89,7 @@ def _handler(state: FakeTokenServer) -> type[BaseHTTPRequestHandler]:
 def start_fake_token_server() -> Iterator[tuple[str, FakeTokenServer]]:
     """Serve on 127.0.0.1 in a thread; yields (token_uri, state)."""
     state = FakeTokenServer()
-    with serve_in_thread(_handler(state)) as base_url:
+    with serve_handler(_handler(state)) as base_url:
         yield f"{base_url}/token", state
 
 

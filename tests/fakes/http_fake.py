@@ -1,4 +1,4 @@
-"""Machinery shared by the third-party API fakes: loopback HTTP server thread, scripted replies, request log."""
+"""Machinery shared by the HTTP fakes: the loopback server thread, sending an answer, scripted replies, request log."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +21,46 @@ from urllib.parse import urlsplit
 # connector) to the fake's loopback port, so upstream image URLs are fetched the production way.
 PUBLIC_HOST = "images.upstream-fake.example"
 PUBLIC_IP = "93.184.216.34"
+
+
+@contextlib.contextmanager
+def serve_handler(
+    handler: type[BaseHTTPRequestHandler], *, port: int = 0, on_close: Callable[[], None] | None = None
+) -> Iterator[str]:
+    """Run `handler` on 127.0.0.1 in a daemon thread; yields the base URL. `on_close` wakes sleeping handlers."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    thread = threading.Thread(target=server.serve_forever, name=f"fake-{handler.__name__}", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        if on_close is not None:
+            on_close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def send_payload(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    payload: bytes,
+    content_type: str,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Answer with `payload` and a Content-Length; a client that already hung up (a timeout) is not an error."""
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 @dataclass
@@ -95,11 +135,11 @@ class FakeApi:
     def __init__(self, *, key: str | None = None) -> None:
         self.key = key
         self.requests: list[Recorded] = []
+        self.replies_made = 0  # answers the fake has produced (after any delay), sent or not
         self.files: dict[str, tuple[bytes, str]] = {}
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: contextlib.ExitStack | None = None
         self.port = 0
 
     # --- scripting -------------------------------------------------------------------------------------------------
@@ -167,28 +207,19 @@ class FakeApi:
                     reply = fake._dispatch(recorded)
                 except Exception as exc:  # a bug in the fake must show up as a 500, not a hang
                     reply = Reply(status=500, json={"error": {"message": f"fake crashed: {exc!r}"}})
+                with fake._lock:
+                    fake.replies_made += 1
                 if reply.hang:
                     time.sleep(reply.hang)
-                payload = reply.payload()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", reply.content_type)
-                    self.send_header("Content-Length", str(len(payload)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                send_payload(self, reply.status, reply.payload(), reply.content_type, reply.headers)
 
             do_GET = _serve
             do_POST = _serve
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
-        self._thread.start()
+        Handler.__name__ = type(self).__name__
+        self._serving = contextlib.ExitStack()
+        base_url = self._serving.enter_context(serve_handler(Handler))
+        self.port = int(base_url.rpartition(":")[2])
         return self.base
 
     @contextlib.contextmanager
@@ -201,7 +232,6 @@ class FakeApi:
             self.stop()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._serving is not None:
+            self._serving.close()
+            self._serving = None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+
+from tests.fakes.http_fake import send_payload, serve_handler
 
 pytestmark = pytest.mark.infra
 
@@ -33,11 +34,7 @@ class FakeMcp(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_payload(self, status, body, ctype)
 
     def do_GET(self):
         if self.path == "/files/out.png":
@@ -91,12 +88,8 @@ class FakeMcp(BaseHTTPRequestHandler):
 def server():
     FakeMcp.behaviour = {}
     FakeMcp.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeMcp)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_handler(FakeMcp) as base_url:
+        yield base_url
 
 
 @pytest.mark.parametrize("sse", [False, True])

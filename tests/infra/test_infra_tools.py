@@ -35,7 +35,8 @@ def test_terraform_fmt_check():
     assert result.returncode == 0, f"terraform fmt -check failed:\n{result.stdout}\n{result.stderr}"
 
 
-def run_checkov(directory: Path, *extra: str) -> dict:
+def run_checkov(directory: Path, *extra: str, quiet: bool = True) -> dict:
+    """Checkov over `directory` with our policies; the passed/failed/skipped checks of every report, merged."""
     checkov = tooling.checkov_binary()
     result = subprocess.run(
         [
@@ -49,7 +50,7 @@ def run_checkov(directory: Path, *extra: str) -> dict:
             "--skip-download",
             "--output",
             "json",
-            "--quiet",
+            *(["--quiet"] if quiet else []),
             *extra,
         ],
         cwd=REPO,
@@ -62,46 +63,19 @@ def run_checkov(directory: Path, *extra: str) -> dict:
     assert result.returncode in (0, 1), f"checkov crashed ({result.returncode}):\n{result.stderr[-3000:]}"
     data = json.loads(result.stdout)
     reports = data if isinstance(data, list) else [data]
-    merged: dict[str, list] = {"passed_checks": [], "failed_checks": [], "skipped_checks": []}
+    merged: dict = {"passed_checks": [], "failed_checks": [], "skipped_checks": []}
     for report in reports:
-        for key in merged:
+        for key in ("passed_checks", "failed_checks", "skipped_checks"):
             merged[key].extend(report.get("results", {}).get(key, []))
-    merged["returncode"] = result.returncode  # type: ignore[assignment]
+    merged["returncode"] = result.returncode
+    merged["output"] = result.stdout[-3000:] + result.stderr[-3000:]
     return merged
 
 
 @pytest.fixture(scope="module")
 def infra_report() -> dict:
     # --quiet would hide passed checks; run without it for the main scan.
-    checkov = tooling.checkov_binary()
-    result = subprocess.run(
-        [
-            checkov,
-            "--directory",
-            "infra",
-            "--framework",
-            "terraform",
-            "--external-checks-dir",
-            str(POLICIES),
-            "--skip-download",
-            "--output",
-            "json",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=tooling.tool_env(),
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode in (0, 1), f"checkov crashed ({result.returncode}):\n{result.stderr[-3000:]}"
-    data = json.loads(result.stdout)
-    reports = data if isinstance(data, list) else [data]
-    merged: dict = {"passed_checks": [], "failed_checks": [], "skipped_checks": [], "returncode": result.returncode}
-    for report in reports:
-        for key in ("passed_checks", "failed_checks", "skipped_checks"):
-            merged[key].extend(report.get("results", {}).get(key, []))
-    return merged
+    return run_checkov(Path("infra"), quiet=False)
 
 
 def test_checkov_has_no_failed_checks_on_infra(infra_report):
@@ -148,31 +122,7 @@ def test_lifecycle_policy_fails_on_buckets_without_delete_rule():
 
 
 def test_custom_policies_pass_on_a_good_fixture():
-    checkov = tooling.checkov_binary()
-    result = subprocess.run(
-        [
-            checkov,
-            "--directory",
-            str(FIXTURES / "good"),
-            "--framework",
-            "terraform",
-            "--external-checks-dir",
-            str(POLICIES),
-            "--skip-download",
-            "--output",
-            "json",
-            "--check",
-            ",".join(sorted(CUSTOM_CHECKS)),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=tooling.tool_env(),
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    data = json.loads(result.stdout)
-    report = data[0] if isinstance(data, list) else data
-    passed = {c["check_id"] for c in report["results"]["passed_checks"]}
+    report = run_checkov(FIXTURES / "good", "--check", ",".join(sorted(CUSTOM_CHECKS)), quiet=False)
+    assert report["returncode"] == 0, report["output"]
+    passed = {c["check_id"] for c in report["passed_checks"]}
     assert passed == CUSTOM_CHECKS

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+import pytest
 
 from imagegen_mcp.catalog import GenerationOptions, check_options, load_catalog
 from imagegen_mcp.config import Settings
@@ -12,9 +17,38 @@ from imagegen_mcp.images.fetcher import GuardedFetcher
 from imagegen_mcp.images.types import InputImage
 from imagegen_mcp.providers.base import ImageRequest, ProviderContext
 from imagegen_mcp.providers.http_clients import HttpClients
+from imagegen_mcp.providers.upstream_http import KeyedProvider
 from imagegen_mcp.secrets.base import EnvSecretSource
 from tests.fakes.http_fake import PUBLIC_HOST, PUBLIC_IP, FakeApi, make_image
 from tests.fakes.ssrf_lab import FakeResolver, RecordingConnector
+
+F = TypeVar("F", bound=FakeApi)
+P = TypeVar("P", bound=KeyedProvider)
+
+
+def fake_fixture(start: Callable[[], AbstractContextManager[tuple[str, F]]]) -> Any:
+    """The per-test `fake` fixture of a provider suite: runs the fake `start` gives, yields (base URL, fake)."""
+
+    @pytest.fixture(name="fake")
+    def fixture() -> Iterator[tuple[str, F]]:
+        with start() as started:
+            yield started
+
+    return fixture
+
+
+def keyed_provider(
+    cls: type[P],
+    started: tuple[str, FakeApi],
+    key_variable: str,
+    base_url_setting: str,
+    key: str | None,
+    **settings: object,
+) -> P:
+    """Provider `cls` pointed at a running fake, its key (if any) in `key_variable` of the secret source."""
+    base_url, fake = started
+    environ = {key_variable: key} if key else {}
+    return cls(make_ctx(fake, environ, **{base_url_setting: base_url}, **settings))
 
 
 def routed_fetcher(fake: FakeApi) -> tuple[GuardedFetcher, RecordingConnector]:

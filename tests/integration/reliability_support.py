@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 import select
@@ -10,20 +11,22 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
+import pytest
 from hypothesis import strategies as st
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from imagegen_mcp.errors import ErrorCode
 from tests.fakes.openai_server import DEFAULT_KEY, FakeOpenAI
+
+# Re-exported: the fault, load, jobs and log tests import the MCP client helpers from here.
+from tests.support.mcp_http import HttpRecord as HttpRecord
+from tests.support.mcp_http import mcp_client as mcp_client
 from tests.support.servers import ServerHandle
 
 OPENAI_MODEL = "openai/gpt-image-1"
@@ -63,30 +66,6 @@ def openai_env(base_url: str, **settings: str) -> dict[str, str]:
     }
     env.update(settings)
     return env
-
-
-@dataclass
-class HttpRecord:
-    """Every HTTP status (and X-Request-Id) the MCP client's transport saw."""
-
-    statuses: Counter[int] = field(default_factory=Counter)
-    request_ids: list[str] = field(default_factory=list)
-
-    async def hook(self, response: httpx2.Response) -> None:
-        self.statuses[response.status_code] += 1
-        if "x-request-id" in response.headers:
-            self.request_ids.append(response.headers["x-request-id"])
-
-
-@contextlib.asynccontextmanager
-async def mcp_client(
-    url: str, *, headers: dict[str, str] | None = None, record: HttpRecord | None = None, timeout: float = 60.0
-) -> AsyncIterator[Client]:
-    """The official client over streamable HTTP, with optional extra headers and a status recorder."""
-    hooks = {"response": [record.hook]} if record is not None else {}
-    async with httpx2.AsyncClient(headers=headers or {}, timeout=timeout, event_hooks=hooks) as http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
-            yield client
 
 
 async def generate(client: Client, prompt: str = "a lighthouse at dusk", **arguments: Any) -> CallToolResult:
@@ -154,6 +133,7 @@ class RawUpstream:
         self.mode = mode
         self.delay = delay
         self.events: list[str] = []
+        self.answered_at: list[float] = []  # time.monotonic() of each answer, for ordering against the test's events
         self.received = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -225,6 +205,7 @@ class RawUpstream:
             ).encode()
             try:
                 conn.sendall(head + payload)
+                self.answered_at.append(time.monotonic())
                 self.events.append("answered")
             except OSError:
                 self.events.append("client_closed")
@@ -253,6 +234,23 @@ def jsonrpc_messages(response: httpx2.Response) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else [value]
 
 
+_request_ids = itertools.count(1)
+
+
+def post_tools_call(
+    http: httpx2.Client, url: str, name: Any, arguments: Any, headers: dict[str, str] | None = None
+) -> tuple[int, httpx2.Response]:
+    """POST one raw JSON-RPC tools/call (a fresh request id; name and arguments as given, typed or not) to `url`."""
+    request_id = next(_request_ids)
+    body = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+    return request_id, http.post(url, content=json.dumps(body), headers=headers)
+
+
 def assert_no_leak_in(response: httpx2.Response) -> None:
     """No server error status and nothing of a Python traceback in what the client sees."""
     assert response.status_code < 500, (response.status_code, response.text[:500])
@@ -263,6 +261,13 @@ def assert_no_leak_in(response: httpx2.Response) -> None:
 
 def error_log_lines(handle: ServerHandle) -> list[dict[str, Any]]:
     return [r for r in log_records(handle) if r.get("severity") in ("ERROR", "CRITICAL")]
+
+
+@pytest.fixture(scope="module", name="server")
+def fuzz_server_fixture() -> Iterator[ServerHandle]:
+    """The `server` fixture of both fuzz suites (imported there under this name)."""
+    with fuzz_target_server() as handle:
+        yield handle
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -17,27 +16,10 @@ from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
 from imagegen_mcp.secrets.base import EnvSecretSource
 from tests.fakes.google_certs_server import GoogleCertsServer, SigningKey, id_token_claims
+from tests.integration.iam_support import HOSTS, SERVICE_URL, google_certs_fixture, settings_for, signing_key_fixture  # noqa: F401 (fixtures)
 from tests.support.servers import ROOT, start_server
 
-SERVICE_URL = "https://imagegen-abc123-ew.a.run.app"
-HOSTS: dict[str, Any] = {"client_host": "10.0.0.7", "server_host": "10.0.0.8"}
 ON_CLOUD_RUN: dict[str, Any] = {"iam_cloud_run_enforced": True, "cloud_run_service": "imagegen"}
-
-
-@pytest.fixture(scope="module")
-def google() -> Iterator[GoogleCertsServer]:
-    server = GoogleCertsServer()
-    with server.running():
-        yield server
-
-
-@pytest.fixture(scope="module")
-def key(google: GoogleCertsServer) -> SigningKey:
-    return google.publish(SigningKey("kid-hostile"))
-
-
-def settings_for(google: GoogleCertsServer, **overrides: Any) -> Settings:
-    return Settings(**{"auth": "iam", "public_url": SERVICE_URL, "iam_certs_url": google.url, **overrides})
 
 
 def _b64url(data: bytes) -> str:

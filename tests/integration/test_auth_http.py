@@ -10,10 +10,10 @@ from typing import Any
 import httpx2
 import mcp
 import pytest
-from mcp.client.streamable_http import streamable_http_client
 
 from imagegen_mcp.access.keys import KeyRecord, create_api_key
 from tests.fakes.google_certs_server import GoogleCertsServer, SigningKey, id_token_claims
+from tests.support.mcp_http import HttpRecord, mcp_client
 from tests.support.servers import ServerHandle, start_server
 
 AUDIENCE = "https://imagegen-test-abc123-ew.a.run.app"
@@ -62,26 +62,11 @@ def leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def client_for(url: str, headers: dict[str, str]) -> tuple[mcp.Client, httpx2.AsyncClient]:
-    statuses: list[int] = []
-
-    async def record(response: httpx2.Response) -> None:
-        statuses.append(response.status_code)
-
-    http = httpx2.AsyncClient(headers=headers, timeout=30.0, event_hooks={"response": [record]})
-    http.statuses = statuses  # type: ignore[attr-defined]
-    return mcp.Client(streamable_http_client(url, http_client=http)), http
-
-
 async def generate(url: str, headers: dict[str, str], **arguments: Any) -> Any:
-    client, http = client_for(url, headers)
-    try:
-        async with client:
-            tools = await client.list_tools()
-            assert "generate_image" in {t.name for t in tools.tools}
-            return await client.call_tool("generate_image", {"prompt": "a red square", **arguments})
-    finally:
-        await http.aclose()
+    async with mcp_client(url, headers=headers, timeout=30.0) as client:
+        tools = await client.list_tools()
+        assert "generate_image" in {t.name for t in tools.tools}
+        return await client.call_tool("generate_image", {"prompt": "a red square", **arguments})
 
 
 def test_unauthenticated_gets_401_challenge_and_metadata(bearer_server: tuple[ServerHandle, dict[str, str]]) -> None:
@@ -107,15 +92,12 @@ def test_unauthenticated_gets_401_challenge_and_metadata(bearer_server: tuple[Se
 @pytest.mark.anyio
 async def test_mcp_client_without_key_is_refused(bearer_server: tuple[ServerHandle, dict[str, str]]) -> None:
     handle, _ = bearer_server
-    client, http = client_for(handle.mcp_url, {})
-    try:
-        with pytest.raises(BaseException) as info:
-            async with client:
-                await client.list_tools()
-        assert any(isinstance(e, mcp.MCPError) for e in leaves(info.value))
-        assert http.statuses and set(http.statuses) == {401}  # type: ignore[attr-defined]
-    finally:
-        await http.aclose()
+    record = HttpRecord()
+    with pytest.raises(BaseException) as info:
+        async with mcp_client(handle.mcp_url, record=record, timeout=30.0) as client:
+            await client.list_tools()
+    assert any(isinstance(e, mcp.MCPError) for e in leaves(info.value))
+    assert record.sequence and set(record.sequence) == {401}
 
 
 @pytest.mark.anyio
@@ -140,14 +122,8 @@ async def test_authorised_client_end_to_end_and_model_scope(bearer_server: tuple
 @pytest.mark.anyio
 async def test_rate_limit_per_key(bearer_server: tuple[ServerHandle, dict[str, str]]) -> None:
     handle, keys = bearer_server
-    client, http = client_for(handle.mcp_url, {"Authorization": f"Bearer {keys['burst']}"})
-    try:
-        async with client:
-            results = [
-                await client.call_tool("generate_image", {"prompt": "dot", "model": PLACEHOLDER}) for _ in range(4)
-            ]
-    finally:
-        await http.aclose()
+    async with mcp_client(handle.mcp_url, headers={"Authorization": f"Bearer {keys['burst']}"}, timeout=30.0) as client:
+        results = [await client.call_tool("generate_image", {"prompt": "dot", "model": PLACEHOLDER}) for _ in range(4)]
     assert [r.is_error for r in results] == [False, False, False, True]  # burst of 3
     error = results[3].structured_content["error"]
     assert error["code"] == "rate_limited" and 0 < error["retry_after_seconds"] <= 1.0

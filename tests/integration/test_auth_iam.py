@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,27 +15,7 @@ from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
 from imagegen_mcp.secrets.base import EnvSecretSource
 from tests.fakes.google_certs_server import GoogleCertsServer, SigningKey, id_token_claims
-
-SERVICE_URL = "https://imagegen-abc123-ew.a.run.app"
-HOSTS: dict[str, Any] = {"client_host": "10.0.0.7", "server_host": "10.0.0.8"}
-
-
-@pytest.fixture(scope="module")
-def google() -> Iterator[GoogleCertsServer]:
-    server = GoogleCertsServer(max_age=3600)
-    with server.running():
-        yield server
-
-
-@pytest.fixture(scope="module")
-def key(google: GoogleCertsServer) -> SigningKey:
-    return google.publish(SigningKey("kid-current"))
-
-
-def settings_for(google: GoogleCertsServer, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"auth": "iam", "public_url": SERVICE_URL, "iam_certs_url": google.url}
-    values.update(overrides)
-    return Settings(**values)
+from tests.integration.iam_support import HOSTS, SERVICE_URL, google_certs_fixture, settings_for, signing_key_fixture  # noqa: F401 (fixtures)
 
 
 async def authenticate(auth: IamAuthenticator, token: str, header: str = "authorization") -> Any:

@@ -6,13 +6,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx2
-import mcp
 import pytest
-from mcp.client.streamable_http import streamable_http_client
 
 from imagegen_mcp.access.iam import GCLOUD_CLIENT_ID, SIGNATURE_REMOVED
 from tests.fakes.google_certs_server import GoogleCertsServer, SigningKey
+from tests.support.mcp_http import HttpRecord, mcp_client
 from tests.support.servers import ServerHandle, start_server
 
 pytestmark = pytest.mark.anyio
@@ -70,22 +68,14 @@ def cloud_run_iam(google: tuple[GoogleCertsServer, SigningKey]) -> Iterator[Serv
 
 
 async def _call(handle: ServerHandle, token: str) -> tuple[list[int], Any]:
-    statuses: list[int] = []
-
-    async def record(response: httpx2.Response) -> None:
-        statuses.append(response.status_code)
-
-    http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {token}"}, timeout=30, event_hooks={"response": [record]}
-    )
+    record = HttpRecord()
     try:
-        try:
-            async with mcp.Client(streamable_http_client(handle.mcp_url, http_client=http)) as client:
-                return statuses, await client.call_tool("generate_image", {"prompt": "a lighthouse"})
-        except BaseException as exc:  # the client raises (a group) when the server answers 401
-            return statuses, exc
-    finally:
-        await http.aclose()
+        async with mcp_client(
+            handle.mcp_url, headers={"Authorization": f"Bearer {token}"}, record=record, timeout=30
+        ) as client:
+            return record.sequence, await client.call_tool("generate_image", {"prompt": "a lighthouse"})
+    except BaseException as exc:  # the client raises (a group) when the server answers 401
+        return record.sequence, exc
 
 
 async def test_user_token_through_cloud_run_iam_is_accepted(

@@ -42,7 +42,7 @@ async def test_disconnect_leaves_the_job_running_and_the_server_healthy() -> Non
             # The generation is a job: it outlives the call, so the upstream answers and the image is stored.
             assert await anyio.to_thread.run_sync(wait_for, lambda: bool(upstream.events), UPSTREAM_DELAY + 5)
             assert upstream.events == ["answered"]
-            assert time.monotonic() - hung_up_at > 1.0
+            assert upstream.answered_at[0] > hung_up_at, "the upstream answered after the client had gone"
             assert await anyio.to_thread.run_sync(wait_for, lambda: len(output_files(handle)) > 0, 10.0)
             assert await anyio.to_thread.run_sync(wait_for, lambda: len(tool_call_lines(handle)) == 1, 10.0)
             [line] = tool_call_lines(handle)

@@ -16,9 +16,10 @@ from tests.integration.reliability_support import (
     TYPED_CODES,
     assert_no_leak_in,
     error_log_lines,
-    fuzz_target_server,
+    fuzz_server_fixture,  # noqa: F401 (the `server` fixture)
     json_values,
     jsonrpc_messages,
+    post_tools_call,
 )
 from tests.support.servers import ServerHandle
 
@@ -102,12 +103,6 @@ headers = st.fixed_dictionaries(
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerHandle]:
-    with fuzz_target_server() as handle:
-        yield handle
-
-
-@pytest.fixture(scope="module")
 def http() -> Iterator[httpx2.Client]:
     with httpx2.Client(timeout=HTTP_TIMEOUT) as client:
         yield client
@@ -146,8 +141,7 @@ def test_fuzz_json_rpc_with_fuzzed_headers(
 
 
 def test_server_still_answers_after_fuzzing(server: ServerHandle, http: httpx2.Client) -> None:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_models", "arguments": {}}}
-    response = http.post(server.mcp_url, json=body, headers=MCP_HEADERS)
+    _, response = post_tools_call(http, server.mcp_url, "list_models", {}, headers=MCP_HEADERS)
     [message] = jsonrpc_messages(response)
     assert message["result"]["structuredContent"]["default_model"] == "openai/gpt-image-1"
 

@@ -7,10 +7,8 @@ store refuses them), and http(s) URLs whose host is an IP literal the SSRF guard
 from __future__ import annotations
 
 import base64
-import json
 import string
 from collections.abc import Iterator
-from itertools import count
 from typing import Any
 
 import httpx2
@@ -23,9 +21,10 @@ from tests.integration.reliability_support import (
     MCP_HEADERS,
     TYPED_CODES,
     assert_no_leak_in,
-    fuzz_target_server,
+    fuzz_server_fixture,  # noqa: F401 (the `server` fixture)
     json_values,
     jsonrpc_messages,
+    post_tools_call,
 )
 from tests.support.servers import ServerHandle
 
@@ -36,7 +35,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 HTTP_TIMEOUT = 20.0
-_ids = count(1)
 
 MODELS = [
     "openai/gpt-image-1",
@@ -120,26 +118,13 @@ edit_arguments = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerHandle]:
-    with fuzz_target_server() as handle:
-        yield handle
-
-
-@pytest.fixture(scope="module")
 def http() -> Iterator[httpx2.Client]:
     with httpx2.Client(timeout=HTTP_TIMEOUT, headers=MCP_HEADERS) as client:
         yield client
 
 
 def call_tool(http: httpx2.Client, handle: ServerHandle, name: str, arguments: dict[str, Any]) -> None:
-    request_id = next(_ids)
-    body = {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "tools/call",
-        "params": {"name": name, "arguments": arguments},
-    }
-    response = http.post(handle.mcp_url, content=json.dumps(body))
+    request_id, response = post_tools_call(http, handle.mcp_url, name, arguments)
     assert_no_leak_in(response)
     [message] = [m for m in jsonrpc_messages(response) if m.get("id") == request_id]
     if "error" in message:  # protocol-level rejection (e.g. arguments that are not an object)
@@ -177,14 +162,7 @@ def test_fuzz_edit_image_arguments(server: ServerHandle, http: httpx2.Client, ar
 def test_fuzz_tool_names_and_argument_shapes(
     server: ServerHandle, http: httpx2.Client, name: str, arguments: Any
 ) -> None:
-    request_id = next(_ids)
-    body = {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "tools/call",
-        "params": {"name": name, "arguments": arguments},
-    }
-    response = http.post(server.mcp_url, content=json.dumps(body))
+    _, response = post_tools_call(http, server.mcp_url, name, arguments)
     assert_no_leak_in(response)
     for message in jsonrpc_messages(response):
         error = (message.get("result") or {}).get("structuredContent", {}).get("error")

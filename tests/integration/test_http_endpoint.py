@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import io
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -17,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 from PIL import Image
 
 from tests.support.servers import ENTRIES, ServerHandle, start_server
+from tests.support.tool_names import PUBLIC_TOOLS
 
 pytestmark = pytest.mark.anyio
 
@@ -90,14 +94,7 @@ async def test_protocol_revisions_with_official_client(endpoint: ServerHandle, m
         if mode == "legacy":
             assert client.protocol_version == "2025-11-25"
         tools = await client.list_tools()
-        assert {t.name for t in tools.tools} == {
-            "generate_image",
-            "edit_image",
-            "list_models",
-            "get_job",
-            "cancel_job",
-            "get_usage",
-        }
+        assert {t.name for t in tools.tools} == PUBLIC_TOOLS
 
 
 def test_protocol_2025_06_18_initialize_handshake(endpoint: ServerHandle) -> None:
@@ -167,6 +164,27 @@ def _tamper(url: str, **changes: str) -> str:
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     query.update(changes)
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _signed_link(endpoint: ServerHandle, image_id: str, expires: int) -> str:
+    """A /files link signed with the server's own key (from its local store), expiring at `expires`."""
+    key = (Path(endpoint.env["IMAGEGEN_LOCAL_DIR"]) / ".signing-key").read_bytes().strip()
+    sig = hmac.new(key, f"{image_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{endpoint.base_url}/files/{image_id}?expires={expires}&sig={sig}"
+
+
+async def test_file_links_live_for_the_ttl_and_then_expire(endpoint: ServerHandle) -> None:
+    before = time.time()
+    async with Client(endpoint.mcp_url) as client:
+        result = await client.call_tool("generate_image", {"prompt": "short-lived"})
+    after = time.time()
+    image = result.structured_content["images"][0]
+    expires = int(parse_qs(urlsplit(image["url"]).query)["expires"][0])
+    assert before + 599 <= expires <= after + 600, "the link lives for IMAGEGEN_URL_TTL_SECONDS (600)"
+    # Signed correctly, only its time is past: refused. The same link not yet expired is served, so the refusal
+    # is the expiry and not the signature (changing `expires` without re-signing tests only the HMAC).
+    assert httpx2.get(_signed_link(endpoint, image["id"], int(time.time()) - 10), timeout=10).status_code == 403
+    assert httpx2.get(_signed_link(endpoint, image["id"], int(time.time()) + 60), timeout=10).status_code == 200
 
 
 async def test_file_links_reject_tampering_and_expiry(endpoint: ServerHandle) -> None:

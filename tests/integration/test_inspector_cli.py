@@ -11,6 +11,7 @@ import httpx2
 import pytest
 
 from tests.support.servers import ServerHandle, start_server
+from tests.support.tool_names import PUBLIC_TOOLS
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 pytestmark = [
@@ -39,14 +40,7 @@ def _inspector(url: str, *args: str) -> dict:  # type: ignore[type-arg]
 
 def test_inspector_lists_tools_and_generates(endpoint: ServerHandle) -> None:
     tools = _inspector(endpoint.mcp_url, "--method", "tools/list")
-    assert {t["name"] for t in tools["tools"]} == {
-        "generate_image",
-        "edit_image",
-        "list_models",
-        "get_job",
-        "cancel_job",
-        "get_usage",
-    }
+    assert {t["name"] for t in tools["tools"]} == PUBLIC_TOOLS
     result = _inspector(
         endpoint.mcp_url,
         "--method",

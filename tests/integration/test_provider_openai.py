@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -17,27 +16,22 @@ from tests.fakes.http_fake import PUBLIC_IP, Reply, error_reply
 from tests.fakes.openai_server import DEFAULT_KEY, FakeOpenAI, start_fake_openai
 from tests.integration.provider_support import (
     assert_secret_absent,
+    fake_fixture,
     image_size,
     input_image,
-    make_ctx,
+    keyed_provider,
     request_for,
     routed_fetcher,
 )
 from tests.support.timing import clearly_before
 
-
-@pytest.fixture
-def fake() -> Iterator[tuple[str, FakeOpenAI]]:
-    with start_fake_openai() as started:
-        yield started
+fake = fake_fixture(start_fake_openai)
 
 
 def provider_for(
     started: tuple[str, FakeOpenAI], key: str | None = DEFAULT_KEY, **settings: object
 ) -> OpenAIImagesProvider:
-    base_url, fake = started
-    environ = {"OPENAI_API_KEY": key} if key else {}
-    return OpenAIImagesProvider(make_ctx(fake, environ, openai_base_url=base_url, **settings))
+    return keyed_provider(OpenAIImagesProvider, started, "OPENAI_API_KEY", "openai_base_url", key, **settings)
 
 
 @pytest.mark.anyio

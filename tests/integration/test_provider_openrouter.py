@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,27 +14,22 @@ from tests.fakes.http_fake import PUBLIC_IP, Reply, error_reply, make_image
 from tests.fakes.openrouter_server import DEFAULT_KEY, FakeOpenRouter, completion, png_data_url, start_fake_openrouter
 from tests.integration.provider_support import (
     assert_secret_absent,
+    fake_fixture,
     image_size,
     input_image,
-    make_ctx,
+    keyed_provider,
     request_for,
     routed_fetcher,
 )
 from tests.support.timing import clearly_before
 
-
-@pytest.fixture
-def fake() -> Iterator[tuple[str, FakeOpenRouter]]:
-    with start_fake_openrouter() as started:
-        yield started
+fake = fake_fixture(start_fake_openrouter)
 
 
 def provider_for(
     started: tuple[str, FakeOpenRouter], key: str | None = DEFAULT_KEY, **settings: object
 ) -> OpenRouterProvider:
-    base_url, fake = started
-    environ = {"OPENROUTER_API_KEY": key} if key else {}
-    return OpenRouterProvider(make_ctx(fake, environ, openrouter_base_url=base_url, **settings))
+    return keyed_provider(OpenRouterProvider, started, "OPENROUTER_API_KEY", "openrouter_base_url", key, **settings)
 
 
 @pytest.mark.anyio

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,9 +14,10 @@ from tests.fakes.http_fake import PUBLIC_IP, Reply
 from tests.fakes.replicate_server import DEFAULT_KEY, FakeReplicate, start_fake_replicate
 from tests.integration.provider_support import (
     assert_secret_absent,
+    fake_fixture,
     image_size,
     input_image,
-    make_ctx,
+    keyed_provider,
     request_for,
     routed_fetcher,
 )
@@ -26,18 +26,13 @@ from tests.support.timing import clearly_before
 FLUX_PRO = "black-forest-labs/flux.2-pro"
 
 
-@pytest.fixture
-def fake() -> Iterator[tuple[str, FakeReplicate]]:
-    with start_fake_replicate() as started:
-        yield started
+fake = fake_fixture(start_fake_replicate)
 
 
 def provider_for(
     started: tuple[str, FakeReplicate], key: str | None = DEFAULT_KEY, **settings: object
 ) -> ReplicateProvider:
-    base_url, fake = started
-    environ = {"REPLICATE_API_TOKEN": key} if key else {}
-    return ReplicateProvider(make_ctx(fake, environ, replicate_base_url=base_url, **settings))
+    return keyed_provider(ReplicateProvider, started, "REPLICATE_API_TOKEN", "replicate_base_url", key, **settings)
 
 
 def creates(fake: FakeReplicate) -> list:

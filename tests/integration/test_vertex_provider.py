@@ -270,6 +270,17 @@ async def test_vertex_persistent_503_is_upstream_error_after_max_attempts(fake: 
     assert len(server.requests) == 3
 
 
+async def test_vertex_attempt_timeout_is_what_the_deadline_leaves(fake: tuple[str, FakeGemini]) -> None:
+    """A 120 s per-attempt setting, 20 s left of the request: Google is told (and the call bounded by) the 20 s."""
+    url, server = fake
+    server.script(image_reply(RESULT_PNG))
+    provider = vertex(url, upstream_timeout_seconds=120.0)
+    await provider.generate(request(deadline=20.0))
+    await provider.aclose()
+    (sent,) = server.requests
+    assert 1 <= int(sent.headers["x-server-timeout"]) <= 20
+
+
 async def test_vertex_timeout_stays_inside_the_deadline(fake: tuple[str, FakeGemini]) -> None:
     url, server = fake
     server.script(*(image_reply(delay=20) for _ in range(10)))

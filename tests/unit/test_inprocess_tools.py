@@ -14,6 +14,7 @@ from PIL import Image
 from imagegen_mcp.access.caller import Caller
 from imagegen_mcp.deps import build_deps
 from imagegen_mcp.server import build_server
+from tests.support.tool_names import PUBLIC_TOOLS
 
 pytestmark = pytest.mark.anyio
 
@@ -36,7 +37,7 @@ async def _call(client: Client, name: str, args: dict[str, Any]) -> Any:
 async def test_tools_have_schemas_annotations_and_output_schemas(server) -> None:  # type: ignore[no-untyped-def]
     async with Client(server) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"generate_image", "edit_image", "list_models", "get_job", "cancel_job", "get_usage"}
+    assert set(tools) == PUBLIC_TOOLS
     gen = tools["generate_image"]
     props = gen.input_schema["properties"]
     assert gen.input_schema["required"] == ["prompt"]

@@ -38,8 +38,12 @@ def test_a_reachable_non_loopback_address_is_refused() -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, pytest.raises(NonLoopbackBlocked):
             sock.settimeout(5)
             sock.connect((own, port))
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(NonLoopbackBlocked):
-            sock.connect(("10.255.255.53", 53))
+
+
+def test_a_datagram_socket_off_loopback_is_refused() -> None:
+    """Needs no interface but lo: without the guard, connect() succeeds (a route) or fails with a plain OSError."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(NonLoopbackBlocked):
+        sock.connect(("10.255.255.53", 53))
 
 
 def test_server_subprocesses_get_the_guard() -> None:
