@@ -144,6 +144,27 @@ resource "google_service_account_iam_member" "build_acts_as_runtime" {
   member             = google_service_account.build.member
 }
 
+# Function shape only (deploy_as = "function"): `gcloud run deploy --source` uploads
+# function/ and starts a Cloud Build build (roles/run.sourceDeveloper, the documented
+# role of a source deployer), the build runs as this same account
+# (--build-service-account; roles/run.builder) and pushes to the repository above,
+# and naming an account as a build's identity needs actAs on it.
+resource "google_project_iam_member" "build_function_deploy" {
+  for_each = toset(var.deploy_as == "function" ? ["roles/run.sourceDeveloper", "roles/run.builder"] : [])
+
+  project = var.project_id
+  role    = each.value
+  member  = google_service_account.build.member
+}
+
+resource "google_service_account_iam_member" "build_acts_as_itself" {
+  count = var.deploy_as == "function" ? 1 : 0
+
+  service_account_id = google_service_account.build.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.build.member
+}
+
 # Terraform state (read for plan, lock file write).
 resource "google_storage_bucket_iam_member" "build_tf_state" {
   bucket = var.tf_state_bucket
