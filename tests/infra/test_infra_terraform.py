@@ -32,6 +32,7 @@ FEATURES = tooling.INFRA_DIR / "compliance"
 FUNCTION_ONLY = {
     'module.imagegen.google_project_iam_member.build_function_deploy["roles/run.builder"]',
     'module.imagegen.google_project_iam_member.build_function_deploy["roles/run.sourceDeveloper"]',
+    'module.imagegen.google_project_iam_member.build_function_deploy["roles/serviceusage.serviceUsageConsumer"]',
     "module.imagegen.google_service_account_iam_member.build_acts_as_itself[0]",
 }
 
@@ -222,6 +223,17 @@ def test_a_seeded_broken_module_fails_validate(tmp_path, case):
     result = terraform_run.validate(infra / "envs" / "dev")
     assert result.returncode != 0, f"{case} validated:\n{result.stdout}"
     assert message in " ".join((result.stdout + result.stderr).split()), result.stdout + result.stderr
+
+
+def test_an_unknown_shape_is_refused_by_the_variable_validation(tmp_path):
+    env_dir = terraform_run.copy_infra(tmp_path) / "envs" / "dev"
+    (env_dir / "backend_override.tf").write_text(terraform_run.BACKEND_OVERRIDE)
+    terraform_run.terraform(env_dir, "init", "-input=false")
+    result = terraform_run.terraform(
+        env_dir, "plan", "-input=false", "-lock=false", "-var=deploy_as=lambda", check=False
+    )
+    assert result.returncode != 0
+    assert 'deploy_as must be "service" or "function"' in " ".join(result.stderr.split()), result.stderr
 
 
 def test_the_stand_in_refuses_to_apply(tmp_path):
