@@ -7,13 +7,17 @@ Reads the one-line `terraform show -json` plan and fails (exit 1) when:
 - allUsers is granted without auth_mode = "bearer" AND allow_public_invoker = true;
 - the Cloud Run service's ingress differs from the root variable `ingress`
   (ingress as configured for the environment);
+- the service's shape differs from the root variable `deploy_as`: "function" needs
+  a build_config with the entry point `mcp` (function/main.py), "service" none; and,
+  given `--deploy-as X` (the pipeline's _DEPLOY_AS), X differs from `deploy_as`, so
+  the pipeline can never deploy one shape onto a service planned as the other;
 - an IAM binding's member is unknown in the plan (known after apply: a service
   account created in the same plan) and its configuration expression is anything
   but a reference to a google_service_account of the same module. The features
   check every member the plan knows; this covers the ones it cannot know yet, so
   a first-ever plan is checked as strictly as a steady-state one.
 
-Standard library only.  Usage: python3 plan_checks.py tfplan.json
+Standard library only.  Usage: python3 plan_checks.py tfplan.json [--deploy-as service|function]
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import Iterator
 from typing import Any
 
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+SHAPES = ("service", "function")
+FUNCTION_TARGET = "mcp"
 # A service account of this module, or the Google-managed writer identity of a log sink this module creates.
 SERVICE_ACCOUNT_REF = re.compile(
     r"^(google_service_account\.\w+(\.(member|email))?|google_logging_project_sink\.\w+(\.writer_identity)?)$"
@@ -67,8 +73,24 @@ def unknown_members(plan: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check(plan: dict[str, Any]) -> list[str]:
+def shape_problems(res: dict[str, Any], deploy_as: str) -> list[str]:
+    """The planned service carries a build_config exactly when it is the function shape."""
+    build = (res.get("values") or {}).get("build_config") or []
+    if deploy_as == "function":
+        if len(build) != 1 or build[0].get("function_target") != FUNCTION_TARGET:
+            return [f"{res['address']}: deploy_as=function needs build_config with function_target {FUNCTION_TARGET!r}"]
+    elif build:
+        return [f"{res['address']}: deploy_as={deploy_as} but the service has a build_config"]
+    return []
+
+
+def check(plan: dict[str, Any], deploy_as_arg: str | None = None) -> list[str]:
     problems: list[str] = []
+    deploy_as = variable(plan, "deploy_as", "service")
+    if deploy_as not in SHAPES:
+        problems.append(f"deploy_as {deploy_as!r} is not one of {SHAPES}")
+    if deploy_as_arg is not None and deploy_as_arg != deploy_as:
+        problems.append(f"the pipeline deploys {deploy_as_arg!r} but the plan's deploy_as is {deploy_as!r}")
     auth_mode = variable(plan, "auth_mode", "iam")
     allow_public = bool(variable(plan, "allow_public_invoker", False))
     ingress = variable(plan, "ingress")
@@ -90,6 +112,8 @@ def check(plan: dict[str, Any]) -> list[str]:
         if res.get("type") == "google_cloud_run_v2_service" and ingress is not None:
             if values.get("ingress") != ingress:
                 problems.append(f"{res['address']}: ingress {values.get('ingress')!r} != configured {ingress!r}")
+        if res.get("type") == "google_cloud_run_v2_service":
+            problems.extend(shape_problems(res, deploy_as))
     problems.extend(unknown_members(plan))
     if not any(r.get("type") == "google_cloud_run_v2_service" for r in planned):
         problems.append("no google_cloud_run_v2_service in the plan")
@@ -97,17 +121,22 @@ def check(plan: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    args = argv[1:]
+    deploy_as_arg = None
+    if len(args) == 3 and args[1] == "--deploy-as":
+        deploy_as_arg = args.pop(2)
+        args.pop(1)
+    if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    with open(argv[1], encoding="utf-8") as f:
+    with open(args[0], encoding="utf-8") as f:
         plan = json.load(f)
-    problems = check(plan)
+    problems = check(plan, deploy_as_arg)
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     if problems:
         return 1
-    print("plan checks passed (public invoker vs auth mode, ingress as configured, members known after apply)")
+    print("plan checks passed (public invoker vs auth mode, ingress as configured, shape, members known after apply)")
     return 0
 
 

@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,8 @@ def validate(env_dir: Path) -> subprocess.CompletedProcess[str]:
     return terraform(env_dir, "validate", check=False)
 
 
-def _plan(env_dir: Path, name: str) -> tuple[Path, dict[str, Any]]:
-    terraform(env_dir, "plan", "-input=false", "-lock=false", f"-out={name}.bin")
+def _plan(env_dir: Path, name: str, tf_vars: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
+    terraform(env_dir, "plan", "-input=false", "-lock=false", *(f"-var={v}" for v in tf_vars), f"-out={name}.bin")
     shown = terraform(env_dir, "show", "-json", f"{name}.bin").stdout
     doc = json.loads(shown)
     path = env_dir / f"{name}.json"
@@ -91,11 +92,11 @@ def changed(doc: dict[str, Any]) -> list[str]:
     return [c["address"] for c in doc.get("resource_changes", []) if c["change"]["actions"] not in quiet]
 
 
-def plan_twice(env_dir: Path) -> Plans:
-    """First-ever plan and the steady-state plan of one environment root (already validated)."""
+def plan_twice(env_dir: Path, tf_vars: Sequence[str] = ()) -> Plans:
+    """First-ever plan and the steady-state plan of one environment root (already validated), with `-var`s."""
     (env_dir / "backend_override.tf").write_text(BACKEND_OVERRIDE)
     terraform(env_dir, "init", "-input=false", "-reconfigure")
-    first, doc = _plan(env_dir, "first")
+    first, doc = _plan(env_dir, "first", tf_vars)
     python = tooling.tfstub_python()
     schema = provider.schema_file()
     previous = first
@@ -108,7 +109,7 @@ def plan_twice(env_dir: Path) -> Plans:
             timeout=120,
         ).stdout
         (env_dir / "terraform.tfstate").write_text(state)
-        path, doc = _plan(env_dir, f"round{round_no}")
+        path, doc = _plan(env_dir, f"round{round_no}", tf_vars)
         previous = path
         if not changed(doc):
             return Plans(first=first, steady=path, rounds=round_no)

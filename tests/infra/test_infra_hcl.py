@@ -254,6 +254,28 @@ def test_cloud_build_owns_the_image(module):
     joined = " ".join(ignored)
     for needle in ("template[0].containers[0].image", "client", "client_version"):
         assert needle in joined, f"ignore_changes lacks {needle}: {ignored}"
+    # function shape: what each source deploy sets belongs to the deploy as the image does
+    for needle in (
+        "template[0].containers[0].base_image_uri",
+        "build_config[0].source_location",
+        "build_config[0].image_uri",
+        "build_config[0].base_image",
+    ):
+        assert needle in joined, f"ignore_changes lacks {needle}: {ignored}"
+    # ... but never the entry point or the build account: those are the shape Terraform owns
+    assert "function_target" not in joined and "build_config[0].service_account" not in joined
+
+
+def test_both_shapes_are_the_one_service(module):
+    """deploy_as only adds the build_config block (Cloud Run functions); no second service, no copied blocks."""
+    service = one(module, "google_cloud_run_v2_service")
+    [dynamic] = service["dynamic"]
+    assert dynamic["build_config"]["for_each"] == "${local.function_build}"
+    deploy_as = variables(module)["deploy_as"]
+    assert deploy_as["default"] == "service"
+    condition = first(first(deploy_as["validation"])["condition"])
+    assert '"service"' in condition and '"function"' in condition
+    assert not resources(module, "google_cloudfunctions2_function")
 
 
 def test_service_environment_contract():

@@ -84,6 +84,16 @@ def test_checkov_has_no_failed_checks_on_infra(infra_report):
     assert infra_report["returncode"] == 0
 
 
+def test_checkov_has_no_failed_checks_on_the_function_shape(tmp_path):
+    """The committed tfvars plan the service shape; the function shape's resources must pass checkov too."""
+    var_file = tmp_path / "function.tfvars"
+    var_file.write_text('deploy_as = "function"\n')
+    report = run_checkov(REPO / "infra", "--var-file", str(var_file))
+    failed = [f"{c['check_id']} {c['resource']} ({c['file_path']})" for c in report["failed_checks"]]
+    assert not failed, "checkov failed checks on deploy_as = function:\n" + "\n".join(failed)
+    assert report["returncode"] == 0
+
+
 def test_custom_policies_are_loaded_and_pass_on_infra(infra_report):
     passed = {c["check_id"] for c in infra_report["passed_checks"]}
     assert passed >= CUSTOM_CHECKS, f"custom policies did not run: {sorted(CUSTOM_CHECKS - passed)}"

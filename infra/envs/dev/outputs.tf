@@ -3,6 +3,16 @@ output "service_url" {
   value       = module.imagegen.service_url
 }
 
+output "service_name" {
+  description = "Cloud Run service (either shape)."
+  value       = module.imagegen.service_name
+}
+
+output "deploy_as" {
+  description = "Serverless shape of this environment."
+  value       = module.imagegen.deploy_as
+}
+
 output "mcp_url" {
   description = "MCP endpoint to give to clients."
   value       = module.imagegen.mcp_url

@@ -10,6 +10,11 @@ allow_public_invoker = false
 invoker_principals   = ["group:imagegen-dev-users@example.com"]
 ingress              = "INGRESS_TRAFFIC_ALL"
 
+# Serverless shape: "service" (image from the Dockerfile) or "function" (Cloud Run
+# functions: function/ built from source by Google's Python buildpack). The trigger
+# passes it to cloudbuild.yaml as _DEPLOY_AS. See infra/README.md, "Two shapes".
+deploy_as = "service"
+
 min_instances   = 0
 max_instances   = 3
 max_concurrency = 40

@@ -11,6 +11,9 @@ module "imagegen" {
   invoker_principals   = var.invoker_principals
   ingress              = var.ingress
 
+  deploy_as           = var.deploy_as
+  function_base_image = var.function_base_image
+
   min_instances   = var.min_instances
   max_instances   = var.max_instances
   max_concurrency = var.max_concurrency

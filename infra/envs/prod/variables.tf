@@ -62,6 +62,18 @@ variable "ingress" {
   }
 }
 
+variable "deploy_as" {
+  description = "Serverless shape: service (image built from the Dockerfile) or function (Cloud Run functions: function/ built from source). See the module variable of the same name."
+  type        = string
+  default     = "service"
+}
+
+variable "function_base_image" {
+  description = "Function shape only: runtime base image for gcloud run deploy --base-image (python311, ...)."
+  type        = string
+  default     = "python311"
+}
+
 variable "min_instances" {
   description = "Minimum warm instances."
   type        = number

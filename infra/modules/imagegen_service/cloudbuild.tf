@@ -3,7 +3,7 @@
 # ---------------------------------------------------------------------------
 #
 # One pipeline (cloudbuild.yaml at the repository root); environments differ
-# only in the substitutions below. The repository must already be connected
+# only in the substitutions below (including the shape: deploy_as). The repository must already be connected
 # to Cloud Build (console: Cloud Build > Triggers > Connect repository).
 
 resource "google_cloudbuild_trigger" "deploy" {
@@ -34,6 +34,10 @@ resource "google_cloudbuild_trigger" "deploy" {
     _TF_STATE_BUCKET = var.tf_state_bucket
     _AUDIENCE        = local.public_url
     _SMOKE_MODEL     = local.smoke_model
+    # The shape Cloud Build deploys, from the same variable that shapes the service.
+    _DEPLOY_AS             = var.deploy_as
+    _BASE_IMAGE            = var.function_base_image
+    _BUILD_SERVICE_ACCOUNT = local.build_service_account
   }
 
   depends_on = [

@@ -144,6 +144,29 @@ resource "google_service_account_iam_member" "build_acts_as_runtime" {
   member             = google_service_account.build.member
 }
 
+# Function shape only (deploy_as = "function"): `gcloud run deploy --source` uploads
+# function/ and starts a build (roles/run.sourceDeveloper and
+# roles/serviceusage.serviceUsageConsumer, the roles Google documents for a source
+# deployer), the build runs as this same account (--build-service-account;
+# roles/run.builder: push to Artifact Registry, read the uploaded source, write logs),
+# and naming an account as a build's identity needs actAs on it (below, on itself only).
+resource "google_project_iam_member" "build_function_deploy" {
+  #checkov:skip=CKV_GCP_49:roles/run.sourceDeveloper is the role Google documents for source deploys and exists only at project level; granted only with deploy_as = "function", to this environment's build account.
+  for_each = toset(var.deploy_as == "function" ? ["roles/run.sourceDeveloper", "roles/serviceusage.serviceUsageConsumer", "roles/run.builder"] : [])
+
+  project = var.project_id
+  role    = each.value
+  member  = google_service_account.build.member
+}
+
+resource "google_service_account_iam_member" "build_acts_as_itself" {
+  count = var.deploy_as == "function" ? 1 : 0
+
+  service_account_id = google_service_account.build.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.build.member
+}
+
 # Terraform state (read for plan, lock file write).
 resource "google_storage_bucket_iam_member" "build_tf_state" {
   bucket = var.tf_state_bucket

@@ -3,6 +3,16 @@ output "service_url" {
   value       = google_cloud_run_v2_service.this.uri
 }
 
+output "service_name" {
+  description = "Name of the Cloud Run service (both shapes: a function is a Cloud Run service too)."
+  value       = google_cloud_run_v2_service.this.name
+}
+
+output "deploy_as" {
+  description = "The serverless shape: service (image from the Dockerfile) or function (function/ built from source)."
+  value       = var.deploy_as
+}
+
 output "mcp_url" {
   description = "MCP endpoint to add to clients (streamable HTTP, POST)."
   value       = "${google_cloud_run_v2_service.this.uri}/mcp"

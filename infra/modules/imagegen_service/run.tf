@@ -1,6 +1,13 @@
 # ---------------------------------------------------------------------------
 # Cloud Run service: Terraform owns its shape, Cloud Build owns its image
 # ---------------------------------------------------------------------------
+#
+# Both serverless shapes (var.deploy_as) are this ONE google_cloud_run_v2_service:
+# Cloud Run functions are Cloud Run services whose revisions Cloud Run builds from
+# source (the provider's build_config block). "service" deploys the Dockerfile's
+# image; "function" adds build_config and Cloud Build deploys function/ with
+# `gcloud run deploy --source function --function mcp`. Identity, environment,
+# secrets, IAM, ingress, scaling, labels and URL are therefore shared, not copied.
 
 locals {
   # The instance memory in MiB ("512Mi" -> 512, "2Gi" -> 2048): the app sizes its decoded-image budget from it.
@@ -39,6 +46,15 @@ locals {
     length(local.allowed_emails) == 0 ? {} : { IMAGEGEN_IAM_ALLOWED_PRINCIPALS = join(",", local.allowed_emails) },
     local.jobs_env,
   )
+
+  # Function shape: what Terraform declares of the build (the entry point in function/main.py, built as the
+  # environment's build account). build_config does not start a build: Cloud Build's deploy step does, and
+  # it sets the source, image and resolved base image of every revision (ignored below).
+  # The build account's resource name spelt out from its account_id (what Google makes of it) rather than
+  # its computed id, so a first-ever plan already shows (and the compliance features check) which account builds.
+  function_target       = "mcp"
+  build_service_account = "projects/${var.project_id}/serviceAccounts/${google_service_account.build.account_id}@${var.project_id}.iam.gserviceaccount.com"
+  function_build        = var.deploy_as == "function" ? [{ function_target = local.function_target, service_account = local.build_service_account }] : []
 }
 
 resource "google_cloud_run_v2_service" "this" {
@@ -50,6 +66,14 @@ resource "google_cloud_run_v2_service" "this" {
   labels              = local.labels
   deletion_protection = var.deletion_protection
   custom_audiences    = var.custom_audiences
+
+  dynamic "build_config" {
+    for_each = local.function_build
+    content {
+      function_target = build_config.value.function_target
+      service_account = build_config.value.service_account
+    }
+  }
 
   template {
     service_account                  = google_service_account.runtime.email
@@ -109,8 +133,16 @@ resource "google_cloud_run_v2_service" "this" {
     # Cloud Build deploys new images (gcloud run deploy) and moves traffic
     # between tagged revisions, which also stamps client/client_version.
     # Ignoring these keeps `terraform apply` from rolling an image back.
+    # Function shape: each source deploy also sets the uploaded source, the
+    # built image, the base image it resolved from --base-image and automatic
+    # updates; those belong to the deploy as the image does (unset for "service").
     ignore_changes = [
       template[0].containers[0].image,
+      template[0].containers[0].base_image_uri,
+      build_config[0].source_location,
+      build_config[0].image_uri,
+      build_config[0].base_image,
+      build_config[0].enable_automatic_updates,
       client,
       client_version,
       traffic,

@@ -69,6 +69,28 @@ variable "image" {
   }
 }
 
+variable "deploy_as" {
+  description = "Serverless shape. \"service\": Cloud Build builds the Dockerfile into an image and deploys it. \"function\": Cloud Run functions from source, Cloud Build runs `gcloud run deploy --source function --function mcp` and Google's Python buildpack builds function/ (main.py + the pinned requirements.txt). Either way ONE Cloud Run v2 service with the same identity, environment, secrets, IAM, ingress, scaling and URL."
+  type        = string
+  default     = "service"
+
+  validation {
+    condition     = contains(["service", "function"], var.deploy_as)
+    error_message = "deploy_as must be \"service\" or \"function\"."
+  }
+}
+
+variable "function_base_image" {
+  description = "Function shape only: the runtime base image the buildpack builds on and automatic base image updates patch (gcloud run deploy --base-image): a Cloud Run runtime id such as python311, or a full serverless-runtimes image URI."
+  type        = string
+  default     = "python311"
+
+  validation {
+    condition     = can(regex("^python3[0-9]{1,2}$", var.function_base_image)) || can(regex("^[a-z0-9-]+-docker\\.pkg\\.dev/serverless-runtimes/[a-z0-9./_-]+$", var.function_base_image))
+    error_message = "function_base_image must be a Python runtime id (python311, python312, ...) or a <host>-docker.pkg.dev/serverless-runtimes/... image."
+  }
+}
+
 variable "ingress" {
   description = "Cloud Run ingress: INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY or INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER."
   type        = string
