@@ -1,0 +1,52 @@
+"""GoogleTokenInfo: asks Google's token-info endpoint what an access token is (client, user, expiry)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ErrorCode, ImageGenError
+
+if TYPE_CHECKING:
+    import httpx2
+
+
+class GoogleTokenInfo:
+    """`GET <url>?access_token=...`: the token's claims, or None when Google says it is not a valid token."""
+
+    def __init__(self, url: str, *, timeout_seconds: float = 10.0) -> None:
+        self._url = url
+        self._timeout = timeout_seconds
+        self._client: httpx2.AsyncClient | None = None
+
+    async def lookup(self, access_token: str) -> Mapping[str, Any] | None:
+        if self._client is None:
+            import httpx2
+
+            self._client = httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False, trust_env=False)
+        try:
+            response = await self._client.get(self._url, params={"access_token": access_token})
+        except Exception as exc:
+            # Not chained: the exception's request URL carries the token.
+            raise ImageGenError(
+                ErrorCode.UPSTREAM_ERROR, f"could not reach Google's token-info endpoint ({type(exc).__name__})"
+            ) from None
+        # Google answers 400 {"error": "invalid_token", ...} for a token it did not issue, or that expired/was revoked.
+        if 400 <= response.status_code < 500:
+            return None
+        if response.status_code != 200:
+            raise ImageGenError(
+                ErrorCode.UPSTREAM_ERROR, f"Google's token-info endpoint answered HTTP {response.status_code}"
+            )
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise ImageGenError(ErrorCode.UPSTREAM_ERROR, "Google's token-info endpoint answered no JSON object")
+        return document
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
