@@ -12,7 +12,11 @@ if TYPE_CHECKING:
 
 
 class GoogleTokenInfo:
-    """`GET <url>?access_token=...`: the token's claims, or None when Google says it is not a valid token."""
+    """The token's claims, or None when Google says it is not a valid token.
+
+    Asked as Google's own client library asks (`POST`, the token in `Authorization: Bearer`), so the token is in
+    no URL: HTTP client logs and error messages name the URL.
+    """
 
     def __init__(self, url: str, *, timeout_seconds: float = 10.0) -> None:
         self._url = url
@@ -25,9 +29,15 @@ class GoogleTokenInfo:
 
             self._client = httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False, trust_env=False)
         try:
-            response = await self._client.get(self._url, params={"access_token": access_token})
+            response = await self._client.post(
+                self._url,
+                headers={
+                    "Authorization": f"Bearer {access_token}",
+                    "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+                },
+            )
         except Exception as exc:
-            # Not chained: the exception's request URL carries the token.
+            # Not chained: the request (and its headers) hang off transport exceptions.
             raise ImageGenError(
                 ErrorCode.UPSTREAM_ERROR, f"could not reach Google's token-info endpoint ({type(exc).__name__})"
             ) from None
