@@ -20,6 +20,10 @@ def _default_local_dir() -> Path:
     return Path.home() / ".cache" / "imagegen-mcp" / "outputs"
 
 
+def _no_auth() -> list[AuthMode]:
+    return ["none"]
+
+
 class QuotaLimits(BaseModel):
     """A budget: images per UTC day and estimated USD per calendar month (UTC); None = unlimited."""
 
@@ -107,7 +111,7 @@ class Settings(BaseSettings):
 
     # --- auth ----------------------------------------------------------------------------------------------------
     auth: Annotated[list[AuthMode], NoDecode] = Field(
-        default_factory=lambda: ["none"],
+        default_factory=_no_auth,
         description="Who may call: `none`, or one or more (comma-separated, any one accepted) of `bearer`, `iam`, "
         "`google-oauth`.",
     )

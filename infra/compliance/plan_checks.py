@@ -2,9 +2,10 @@
 """Plan checks that need a root variable, which terraform-compliance cannot compare to.
 
 Reads the one-line `terraform show -json` plan and fails (exit 1) when:
-- auth_mode is "iam" and any Cloud Run invoker binding names allUsers or
+- auth_mode lists "iam" and any Cloud Run invoker binding names allUsers or
   allAuthenticatedUsers (IAM mode is never public);
-- allUsers is granted without auth_mode = "bearer" AND allow_public_invoker = true;
+- allUsers is granted unless auth_mode lists only "bearer" / "google-oauth" (the app's own
+  checks) AND allow_public_invoker = true;
 - the Cloud Run service's ingress differs from the root variable `ingress`
   (ingress as configured for the environment);
 - an IAM binding's member is unknown in the plan (known after apply: a service
@@ -69,7 +70,7 @@ def unknown_members(plan: dict[str, Any]) -> list[str]:
 
 def check(plan: dict[str, Any]) -> list[str]:
     problems: list[str] = []
-    auth_mode = variable(plan, "auth_mode", "iam")
+    auth_modes = str(variable(plan, "auth_mode", "iam")).split(",")
     allow_public = bool(variable(plan, "allow_public_invoker", False))
     ingress = variable(plan, "ingress")
     planned = list(resources(plan.get("planned_values", {}).get("root_module", {})))
@@ -81,12 +82,14 @@ def check(plan: dict[str, Any]) -> list[str]:
             public = sorted(m for m in members if m in PUBLIC_MEMBERS)
             if not public or values.get("role") != "roles/run.invoker":
                 continue
-            if auth_mode == "iam":
+            if "iam" in auth_modes:
                 problems.append(f"{res['address']}: {public} invoker in IAM mode")
             elif "allAuthenticatedUsers" in public:
                 problems.append(f"{res['address']}: allAuthenticatedUsers is never a valid invoker")
-            elif not (auth_mode == "bearer" and allow_public):
-                problems.append(f"{res['address']}: allUsers invoker without auth_mode=bearer and allow_public_invoker")
+            elif not (set(auth_modes) <= {"bearer", "google-oauth"} and allow_public):
+                problems.append(
+                    f"{res['address']}: allUsers invoker without auth_mode bearer/google-oauth and allow_public_invoker"
+                )
         if res.get("type") == "google_cloud_run_v2_service" and ingress is not None:
             if values.get("ingress") != ingress:
                 problems.append(f"{res['address']}: ingress {values.get('ingress')!r} != configured {ingress!r}")
