@@ -64,6 +64,7 @@ class FakeGoogleOAuth:
     key: SigningKey = field(default_factory=lambda: SigningKey("fake-google-oauth"))
     access_tokens: dict[str, AccessToken] = field(default_factory=dict)
     tokeninfo_calls: int = 0
+    tokeninfo_status: int | None = None  # answer token-info with this status instead (an outage, Google pacing us)
     log: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # (method, path, parameters)
     _grants: dict[str, _Grant] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -236,6 +237,10 @@ class FakeGoogleOAuth:
             self.tokeninfo_calls += 1
             record = self.access_tokens.get(params.get("access_token", ""))
         now = int(time.time())
+        if self.tokeninfo_status is not None:
+            return self.tokeninfo_status, {
+                "error": "rate_limit_exceeded" if self.tokeninfo_status == 429 else "backend"
+            }
         if record is None or record.expires_at <= now:
             return 400, {"error": "invalid_token", "error_description": "Invalid Value"}
         info = {

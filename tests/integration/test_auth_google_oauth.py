@@ -174,6 +174,25 @@ async def test_tokeninfo_unreachable_is_an_upstream_error_without_the_token(goog
     assert token not in str(info.value) and info.value.__cause__ is None
 
 
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_tokeninfo_pacing_or_failing_is_an_upstream_error_not_a_refusal(
+    google: FakeGoogleOAuth, status: int
+) -> None:
+    auth = GoogleOAuthAuthenticator(settings_for(google))
+    token = google.mint_access_token(CLIENT_ID, "ana@corp.example")
+    google.tokeninfo_status = status
+    try:
+        with pytest.raises(ImageGenError) as info:
+            await auth.authenticate(bearer(token), **HOSTS)
+        assert info.value.code is ErrorCode.UPSTREAM_ERROR
+        google.tokeninfo_status = None
+        # Nothing was cached: once Google answers again, the token works.
+        assert (await auth.authenticate(bearer(token), **HOSTS)).id == "ana@corp.example"
+    finally:
+        google.tokeninfo_status = None
+        await auth.aclose()
+
+
 async def test_metadata_and_challenge(google: FakeGoogleOAuth) -> None:
     auth = build_authenticator(settings_for(google), EnvSecretSource({}))
     try:

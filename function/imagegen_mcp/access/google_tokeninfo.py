@@ -42,7 +42,8 @@ class GoogleTokenInfo:
                 ErrorCode.UPSTREAM_ERROR, f"could not reach Google's token-info endpoint ({type(exc).__name__})"
             ) from None
         # Google answers 400 {"error": "invalid_token", ...} for a token it did not issue, or that expired/was revoked.
-        if 400 <= response.status_code < 500:
+        # 429 is Google pacing us, which says nothing about the token.
+        if 400 <= response.status_code < 500 and response.status_code != 429:
             return None
         if response.status_code != 200:
             raise ImageGenError(
