@@ -326,7 +326,7 @@ async def _startup(deps: Deps) -> None:
         extra={
             "fields": {
                 "storage": deps.store.name,
-                "auth": deps.settings.auth,
+                "auth": deps.settings.auth_label,
                 "providers": sorted(deps.providers),
                 "default_model": await deps.effective_default_model(),
                 "retention_days": deps.settings.retention_days,

@@ -83,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     print(
         f"imagegen-mcp listening on http://{settings.host}:{port}/mcp "
-        f"(storage={settings.storage}, auth={settings.auth})",
+        f"(storage={settings.storage}, auth={settings.auth_label})",
         file=sys.stderr,
         flush=True,
     )

@@ -12,10 +12,16 @@ MAX_SIGNED_URL_TTL = 7 * 24 * 3600  # V4 signed URLs cannot live longer than 7 d
 PLACEHOLDER_MODEL = "local/placeholder"
 
 CsvList = Annotated[list[str], NoDecode]
+AuthMode = Literal["none", "bearer", "iam", "google-oauth"]
+AUTH_MODES: tuple[str, ...] = ("none", "bearer", "iam", "google-oauth")
 
 
 def _default_local_dir() -> Path:
     return Path.home() / ".cache" / "imagegen-mcp" / "outputs"
+
+
+def _no_auth() -> list[AuthMode]:
+    return ["none"]
 
 
 class QuotaLimits(BaseModel):
@@ -104,13 +110,21 @@ class Settings(BaseSettings):
     )
 
     # --- auth ----------------------------------------------------------------------------------------------------
-    auth: Literal["none", "bearer", "iam"] = Field("none", description="Who may call.")
+    auth: Annotated[list[AuthMode], NoDecode] = Field(
+        default_factory=_no_auth,
+        description="Who may call: `none`, or one or more (comma-separated, any one accepted) of `bearer`, `iam`, "
+        "`google-oauth`.",
+    )
     allow_unauthenticated: bool = Field(
         False, description="Explicitly allow `auth=none` on a non-loopback interface (you take the risk)."
     )
     iam_audience: CsvList = Field(default_factory=list, description="Accepted ID-token audiences (default public_url).")
-    iam_allowed_principals: CsvList = Field(default_factory=list, description="Allowed token emails (empty = any).")
-    iam_allowed_domains: CsvList = Field(default_factory=list, description="Allowed email domains / `hd` claims.")
+    iam_allowed_principals: CsvList = Field(
+        default_factory=list, description="Allowed Google emails, `iam` and `google-oauth` (empty = any)."
+    )
+    iam_allowed_domains: CsvList = Field(
+        default_factory=list, description="Allowed email domains / `hd` claims, `iam` and `google-oauth`."
+    )
     iam_verify_token: bool = Field(True, description="Verify the Google ID token in the app too.")
     iam_cloud_run_enforced: bool = Field(
         False,
@@ -122,7 +136,21 @@ class Settings(BaseSettings):
     )
     iam_issuers: CsvList = Field(
         default_factory=lambda: ["https://accounts.google.com", "accounts.google.com"],
-        description="Accepted ID-token issuers.",
+        description="Accepted ID-token issuers (`iam` and `google-oauth`).",
+    )
+    oauth_client_id: str | None = Field(
+        None,
+        description="`google-oauth`: the OAuth client id registered in Google Cloud; tokens must be issued to it.",
+    )
+    oauth_authorization_server: str = Field(
+        "https://accounts.google.com",
+        description="`google-oauth`: the authorization server the metadata names (Google's issuer).",
+    )
+    oauth_tokeninfo_url: str = Field(
+        "https://oauth2.googleapis.com/tokeninfo", description="`google-oauth`: Google's token-info endpoint."
+    )
+    oauth_cache_size: int = Field(
+        10_000, ge=1, description="`google-oauth`: access-token verdicts kept in memory (by token hash)."
     )
     shared_owners: CsvList = Field(
         default_factory=list,
@@ -280,6 +308,24 @@ class Settings(BaseSettings):
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _split_auth(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip().lower() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("auth", mode="after")
+    @classmethod
+    def _check_auth(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"IMAGEGEN_AUTH names no mode: use one of {', '.join(AUTH_MODES)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"IMAGEGEN_AUTH names a mode twice: {','.join(value)}")
+        if "none" in value and len(value) > 1:
+            raise ValueError("IMAGEGEN_AUTH=none cannot be combined with other modes (it accepts everyone)")
+        return value
+
     @field_validator("quotas", mode="after")
     @classmethod
     def _normalize_quota_names(cls, value: dict[str, QuotaLimits]) -> dict[str, QuotaLimits]:
@@ -291,11 +337,18 @@ class Settings(BaseSettings):
             raise ValueError("IMAGEGEN_STORAGE=gcs needs IMAGEGEN_BUCKET")
         if self.jobs == "cloud-tasks" and not (self.tasks_queue and self.tasks_service_account):
             raise ValueError("IMAGEGEN_JOBS=cloud-tasks needs IMAGEGEN_TASKS_QUEUE and IMAGEGEN_TASKS_SERVICE_ACCOUNT")
+        if "google-oauth" in self.auth and not self.oauth_client_id:
+            raise ValueError("IMAGEGEN_AUTH=google-oauth needs IMAGEGEN_OAUTH_CLIENT_ID (the OAuth client's id)")
         if self.public_url is not None:
             self.public_url = self.public_url.rstrip("/")
             if not self.public_url.startswith(("https://", "http://")):
                 raise ValueError("IMAGEGEN_PUBLIC_URL must be an absolute http(s) URL")
         return self
+
+    @property
+    def auth_label(self) -> str:
+        """The modes as `IMAGEGEN_AUTH` spells them (`google-oauth,bearer`), for logs and messages."""
+        return ",".join(self.auth)
 
     @property
     def placeholder_enabled(self) -> bool:

@@ -2,9 +2,10 @@
 """Plan checks that need a root variable, which terraform-compliance cannot compare to.
 
 Reads the one-line `terraform show -json` plan and fails (exit 1) when:
-- auth_mode is "iam" and any Cloud Run invoker binding names allUsers or
+- auth_mode lists "iam" and any Cloud Run invoker binding names allUsers or
   allAuthenticatedUsers (IAM mode is never public);
-- allUsers is granted without auth_mode = "bearer" AND allow_public_invoker = true;
+- allUsers is granted unless auth_mode lists only "bearer" / "google-oauth" (the app's own
+  checks) AND allow_public_invoker = true;
 - the Cloud Run service's ingress differs from the root variable `ingress`
   (ingress as configured for the environment);
 - the service's shape differs from the root variable `deploy_as`: "function" needs
@@ -91,7 +92,7 @@ def check(plan: dict[str, Any], deploy_as_arg: str | None = None) -> list[str]:
         problems.append(f"deploy_as {deploy_as!r} is not one of {SHAPES}")
     if deploy_as_arg is not None and deploy_as_arg != deploy_as:
         problems.append(f"the pipeline deploys {deploy_as_arg!r} but the plan's deploy_as is {deploy_as!r}")
-    auth_mode = variable(plan, "auth_mode", "iam")
+    auth_modes = str(variable(plan, "auth_mode", "iam")).split(",")
     allow_public = bool(variable(plan, "allow_public_invoker", False))
     ingress = variable(plan, "ingress")
     planned = list(resources(plan.get("planned_values", {}).get("root_module", {})))
@@ -103,12 +104,14 @@ def check(plan: dict[str, Any], deploy_as_arg: str | None = None) -> list[str]:
             public = sorted(m for m in members if m in PUBLIC_MEMBERS)
             if not public or values.get("role") != "roles/run.invoker":
                 continue
-            if auth_mode == "iam":
+            if "iam" in auth_modes:
                 problems.append(f"{res['address']}: {public} invoker in IAM mode")
             elif "allAuthenticatedUsers" in public:
                 problems.append(f"{res['address']}: allAuthenticatedUsers is never a valid invoker")
-            elif not (auth_mode == "bearer" and allow_public):
-                problems.append(f"{res['address']}: allUsers invoker without auth_mode=bearer and allow_public_invoker")
+            elif not (set(auth_modes) <= {"bearer", "google-oauth"} and allow_public):
+                problems.append(
+                    f"{res['address']}: allUsers invoker without auth_mode bearer/google-oauth and allow_public_invoker"
+                )
         if res.get("type") == "google_cloud_run_v2_service" and ingress is not None:
             if values.get("ingress") != ingress:
                 problems.append(f"{res['address']}: ingress {values.get('ingress')!r} != configured {ingress!r}")

@@ -113,12 +113,13 @@ def test_max_instances_is_bounded(module):
 
 def test_auth_mode_never_allows_none(module):
     condition = first(first(variables(module)["auth_mode"]["validation"])["condition"])
-    assert '"iam"' in condition and '"bearer"' in condition and "none" not in condition
+    assert '"iam"' in condition and '"bearer"' in condition and '"google-oauth"' in condition
+    assert "none" not in condition and "distinct(" in condition
 
 
 def test_public_invoker_requires_bearer_mode_in_validation(module):
     condition = first(first(variables(module)["allow_public_invoker"]["validation"])["condition"])
-    assert 'var.auth_mode == "bearer"' in condition
+    assert '!contains(split(",", var.auth_mode), "iam")' in condition
     assert variables(module)["allow_public_invoker"]["default"] is False
 
 
@@ -327,7 +328,7 @@ def test_invokers_are_named_and_public_only_in_explicit_bearer_mode(module):
     assert members["invoker"]["for_each"] == "${toset(var.invoker_principals)}"
     public = members["public_invoker"]
     assert public["member"] == "allUsers"
-    assert public["count"] == '${var.auth_mode == "bearer" && var.allow_public_invoker ? 1 : 0}'
+    assert public["count"] == '${!contains(local.auth_modes, "iam") && var.allow_public_invoker ? 1 : 0}'
     for name, body in members.items():
         if name != "public_invoker":
             assert body["member"] not in ("allUsers", "allAuthenticatedUsers")
@@ -391,10 +392,10 @@ def test_env_root_calls_the_module_with_its_own_tfvars(env):
     assert module_call["environment"] == env
     with (ENVS / env / "terraform.tfvars").open() as f:
         tfvars = _unquote(hcl2.load(f))
-    assert tfvars["auth_mode"] in ("iam", "bearer")
+    assert set(tfvars["auth_mode"].split(",")) <= {"iam", "bearer", "google-oauth"}
     assert 1 <= tfvars["retention_days"] <= 30
     assert 1 <= tfvars["max_instances"] <= 100
-    if tfvars["auth_mode"] == "iam":
+    if "iam" in tfvars["auth_mode"].split(","):
         assert tfvars["allow_public_invoker"] is False
     for member in tfvars.get("invoker_principals", []):
         assert member not in ("allUsers", "allAuthenticatedUsers")

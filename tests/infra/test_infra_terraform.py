@@ -196,6 +196,48 @@ def test_plan_checks_refuse_an_unknown_member_that_is_not_a_service_account_here
     assert result.returncode == 1 and "build_invoker" in result.stderr, result.stderr
 
 
+def _service_env(doc: dict) -> dict[str, str]:
+    resources = doc["planned_values"]["root_module"]["child_modules"][0]["resources"]
+    service = next(r for r in resources if r["type"] == "google_cloud_run_v2_service")
+    return {e["name"]: e.get("value") for e in service["values"]["template"][0]["containers"][0]["env"]}
+
+
+def test_google_oauth_mode_passes_the_client_id_and_may_be_public(tmp_path):
+    infra = terraform_run.copy_infra(tmp_path)
+    env_dir = infra / "envs" / "dev"
+    overrides = env_dir / "oauth.auto.tfvars"
+    overrides.write_text(
+        'auth_mode = "google-oauth,bearer"\nallow_public_invoker = true\n'
+        'oauth_client_id = "123456789012-abc123.apps.googleusercontent.com"\n'
+    )
+    assert terraform_run.validate(env_dir).returncode == 0
+    (env_dir / "backend_override.tf").write_text(terraform_run.BACKEND_OVERRIDE)
+    terraform_run.terraform(env_dir, "init", "-input=false", "-reconfigure")
+    path, doc = terraform_run._plan(env_dir, "oauth")
+    env = _service_env(doc)
+    assert env["IMAGEGEN_AUTH"] == "google-oauth,bearer"
+    assert env["IMAGEGEN_OAUTH_CLIENT_ID"] == "123456789012-abc123.apps.googleusercontent.com"
+    assert env["IMAGEGEN_IAM_CLOUD_RUN_ENFORCED"] == "false"
+    changes = {c["address"] for c in doc["resource_changes"]}
+    assert "module.imagegen.google_cloud_run_v2_service_iam_member.public_invoker[0]" in changes
+    checks = subprocess.run(
+        [sys.executable, str(FEATURES / "plan_checks.py"), str(path)], capture_output=True, text=True
+    )
+    assert checks.returncode == 0, checks.stderr
+
+    for tfvars, message in (
+        ('auth_mode = "google-oauth"\n', "needs oauth_client_id"),
+        ('auth_mode = "iam,bearer"\nallow_public_invoker = true\n', "never public"),
+        ('auth_mode = "bearer,bearer"\n', "without repeats"),
+        ('auth_mode = "none,bearer"\n', "must be"),
+        ('auth_mode = "iam"\noauth_client_id = "not-a-client"\n', "apps.googleusercontent.com"),
+    ):
+        overrides.write_text(tfvars)
+        result = terraform_run.terraform(env_dir, "plan", "-input=false", "-lock=false", check=False)
+        assert result.returncode != 0, tfvars
+        assert message in " ".join((result.stdout + result.stderr).split()), result.stdout + result.stderr
+
+
 # Each seeded mutation of the module: (file, text, replacement, an error Terraform must print).
 NOT_EXPECTED = 'An argument named "{}" is not expected here'
 SEEDED = {

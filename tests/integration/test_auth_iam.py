@@ -278,11 +278,11 @@ def test_audience_required_at_startup(google: GoogleCertsServer) -> None:
 async def test_metadata_document_and_challenge(google: GoogleCertsServer) -> None:
     auth = build_authenticator(settings_for(google), EnvSecretSource({}))
     document = auth.protected_resource_metadata(f"{SERVICE_URL}/mcp")
+    # No authorization server: no OAuth flow yields the ID tokens iam takes, so naming Google would lead an
+    # OAuth-capable client into a sign-in whose access token this mode then refuses (issue 15).
     assert document == {
         "resource": f"{SERVICE_URL}/mcp",
-        "authorization_servers": ["https://accounts.google.com"],
         "bearer_methods_supported": ["header"],
-        "scopes_supported": ["openid", "email"],
         "resource_name": "imagegen-mcp",
     }
     challenge = auth.www_authenticate(f"{SERVICE_URL}/.well-known/oauth-protected-resource")

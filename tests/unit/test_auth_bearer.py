@@ -100,7 +100,7 @@ async def test_unknown_and_malformed_keys() -> None:
         await auth.authenticate({"authorization": f"Basic {key}"}, **HOSTS)
     assert basic.value.code is ErrorCode.UNAUTHENTICATED
     challenge = auth.www_authenticate("https://svc/.well-known/oauth-protected-resource", basic.value)
-    assert challenge.endswith(', error="invalid_token"')
+    assert 'error="invalid_token"' in challenge
 
 
 @pytest.mark.anyio

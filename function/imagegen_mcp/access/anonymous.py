@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 _NONE_REFUSED = (
     "IMAGEGEN_AUTH=none serves loopback only (127.0.0.1/::1, from this machine), and this {what} is not. "
-    "Use IMAGEGEN_AUTH=bearer or iam, or set IMAGEGEN_ALLOW_UNAUTHENTICATED=true to accept the risk "
+    "Use IMAGEGEN_AUTH=bearer, iam or google-oauth, or set IMAGEGEN_ALLOW_UNAUTHENTICATED=true to accept the risk "
     "(anyone who reaches the endpoint spends your model budget)."
 )
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from ..errors import ErrorCode, ImageGenError
 from .caller import Caller
+from .keys import KEY_PREFIX
 
 REALM = "imagegen-mcp"
 MAX_TOKEN_CHARS = 8192
@@ -31,6 +32,16 @@ class Authenticator(Protocol):
     @property
     def mode(self) -> str: ...
 
+    @property
+    def authorization_servers(self) -> tuple[str, ...]: ...
+
+    @property
+    def scopes(self) -> tuple[str, ...]: ...
+
+    def recognizes(self, headers: Mapping[str, str]) -> bool:
+        """Whether the request carries a credential of this mode's kind (a combination asks only those that do)."""
+        ...
+
     async def authenticate(
         self, headers: Mapping[str, str], *, client_host: str | None, server_host: str | None
     ) -> Caller: ...
@@ -43,17 +54,23 @@ class Authenticator(Protocol):
 
 
 class BaseAuthenticator:
-    """The challenge and metadata document every mode answers with; subclasses set the class attributes."""
+    """The challenge and metadata document every mode answers with; subclasses set the attributes."""
 
-    mode: ClassVar[str]
-    authorization_servers: ClassVar[tuple[str, ...]] = ()
-    scopes: ClassVar[tuple[str, ...]] = ()
+    mode: str
+    authorization_servers: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+
+    def recognizes(self, headers: Mapping[str, str]) -> bool:
+        return True
 
     def www_authenticate(self, resource_metadata_url: str, error: ImageGenError | None = None) -> str:
         """RFC 6750 / RFC 9728 challenge; `error` is the failure being answered, when there is one."""
         value = f'Bearer realm="{REALM}", resource_metadata="{resource_metadata_url}"'
+        if self.scopes:
+            value += f', scope="{" ".join(self.scopes)}"'
         if isinstance(error, AuthenticationFailed) and error.token_presented:
-            value += ', error="invalid_token"'
+            value += ', error="invalid_token", error_description="the credential is invalid, expired or not for '
+            value += 'this server: obtain a new one"'
         return value
 
     def protected_resource_metadata(self, resource_url: str) -> dict[str, Any]:
@@ -68,6 +85,16 @@ class BaseAuthenticator:
 
     async def aclose(self) -> None:
         return None
+
+
+def is_api_key(token: str) -> bool:
+    """Whether `token` has the shape of this server's own API keys (never sent to anyone else for checking)."""
+    return token.startswith(KEY_PREFIX)
+
+
+def is_jwt(token: str) -> bool:
+    """Whether `token` has the three-segment shape of a compact JWS (an ID token), not an opaque access token."""
+    return token.count(".") == 2 and all(token.split("."))
 
 
 def bearer_token(value: str | None) -> str | None:

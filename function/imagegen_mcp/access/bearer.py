@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, ImageGenError
 from ..secrets.base import API_KEYS
-from .base import AuthenticationFailed, BaseAuthenticator, bearer_token
+from .base import AuthenticationFailed, BaseAuthenticator, bearer_token, is_api_key
 from .caller import Caller
 from .keys import KeyRecord, KeyRing, key_id_of, parse_key_file
 
@@ -51,6 +51,10 @@ class BearerAuthenticator(BaseAuthenticator):
     async def key_record(self, key_id: str) -> KeyRecord | None:
         """The current record of key `key_id` (its quotas), from the same cached secret the keys are checked with."""
         return next((r for r in (await self._keyring()).records if r.id == key_id), None)
+
+    def recognizes(self, headers: Mapping[str, str]) -> bool:
+        token = bearer_token(headers.get("authorization"))
+        return token is not None and is_api_key(token)
 
     async def authenticate(
         self, headers: Mapping[str, str], *, client_host: str | None, server_host: str | None

@@ -26,7 +26,7 @@ def worker_route(deps: Deps) -> Route:
     verifier = IamAuthenticator(
         settings.model_copy(
             update={
-                "auth": "iam",
+                "auth": ["iam"],
                 "iam_audience": [worker_audience(settings)],
                 "iam_allowed_principals": [settings.tasks_service_account],
                 "iam_allowed_domains": [],

@@ -98,7 +98,7 @@ class Metered:
             "caller_kind": caller.kind,
             "key_id": caller.id if caller.kind == "bearer" else None,
             "key_label": caller.label if caller.kind == "bearer" else None,
-            "principal": caller.id if caller.kind == "iam" else None,
+            "principal": caller.id if caller.google_principal else None,
             **self._fields,
             "images": self.images,
             "outcome": outcome,

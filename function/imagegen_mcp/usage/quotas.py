@@ -22,7 +22,7 @@ IMAGES = "images"  # field of a scope's day counter
 COST_MICROS = "cost_micros"  # field of a scope's month counter (estimated micro-USD: integers add exactly)
 DAY_COUNTER_DAYS = 40  # counters outlive their period a while, so an operator can still read last period's
 MONTH_COUNTER_DAYS = 400
-_SCOPE_KINDS = {"bearer": "key", "iam": "principal", "none": "caller"}
+_SCOPE_KINDS = {"bearer": "key", "iam": "principal", "google": "principal", "none": "caller"}
 
 
 def caller_scope(caller: Caller) -> str:
@@ -130,18 +130,20 @@ class Quotas:
         budgets: list[Budget] = []
         if caller.kind == "bearer":
             from ..access.bearer import BearerAuthenticator
+            from ..access.combined import member_of
 
-            record = await self.auth.key_record(caller.id) if isinstance(self.auth, BearerAuthenticator) else None
+            keys = member_of(self.auth, BearerAuthenticator)
+            record = await keys.key_record(caller.id) if keys is not None else None
             if record is not None:
                 daily = record.daily_images if record.daily_images is not None else daily
                 monthly = record.monthly_usd if record.monthly_usd is not None else monthly
-        elif caller.kind == "iam":
+        elif caller.google_principal:
             own = s.quotas.get(caller.id.lower())
             if own is not None:
                 daily = own.daily_images if own.daily_images is not None else daily
                 monthly = own.monthly_usd if own.monthly_usd is not None else monthly
         budgets.append(Budget(caller_scope(caller), daily, monthly))
-        if caller.kind == "iam" and "@" in caller.id:
+        if caller.google_principal and "@" in caller.id:
             domain = caller.id.rsplit("@", 1)[1].lower()
             team = s.quotas.get(domain)
             if team is not None:

@@ -8,6 +8,7 @@ module "imagegen" {
 
   auth_mode            = var.auth_mode
   allow_public_invoker = var.allow_public_invoker
+  oauth_client_id      = var.oauth_client_id
   invoker_principals   = var.invoker_principals
   ingress              = var.ingress
 

@@ -29,18 +29,24 @@ variable "tf_state_bucket" {
 }
 
 variable "auth_mode" {
-  description = "IMAGEGEN_AUTH on Cloud Run: iam or bearer."
+  description = "IMAGEGEN_AUTH on Cloud Run: iam, bearer, google-oauth, or a comma-separated list (e.g. google-oauth,bearer)."
   type        = string
   default     = "iam"
 
   validation {
-    condition     = contains(["iam", "bearer"], var.auth_mode)
-    error_message = "auth_mode must be iam or bearer."
+    condition     = alltrue([for m in split(",", var.auth_mode) : contains(["iam", "bearer", "google-oauth"], m)])
+    error_message = "auth_mode must be iam, bearer, google-oauth or a comma-separated list of them."
   }
 }
 
+variable "oauth_client_id" {
+  description = "OAuth client id registered in Google Cloud for auth_mode google-oauth (null otherwise)."
+  type        = string
+  default     = null
+}
+
 variable "allow_public_invoker" {
-  description = "Grant roles/run.invoker to allUsers. Only valid with auth_mode = bearer; keep false in IAM mode."
+  description = "Grant roles/run.invoker to allUsers. Only valid when auth_mode lists only bearer and/or google-oauth; keep false in IAM mode."
   type        = bool
   default     = false
 }

@@ -10,6 +10,8 @@
 # secrets, IAM, ingress, scaling, labels and URL are therefore shared, not copied.
 
 locals {
+  auth_modes = split(",", var.auth_mode)
+
   # The instance memory in MiB ("512Mi" -> 512, "2Gi" -> 2048): the app sizes its decoded-image budget from it.
   memory_mb = endswith(var.memory, "Gi") ? tonumber(trimsuffix(var.memory, "Gi")) * 1024 : tonumber(trimsuffix(var.memory, "Mi"))
 
@@ -32,7 +34,7 @@ locals {
       IMAGEGEN_API_KEYS_SECRET          = local.secret_ids.api_keys
       IMAGEGEN_AUTH                     = var.auth_mode
       IMAGEGEN_IAM_AUDIENCE             = join(",", local.audiences)
-      IMAGEGEN_IAM_CLOUD_RUN_ENFORCED   = tostring(var.auth_mode == "iam")
+      IMAGEGEN_IAM_CLOUD_RUN_ENFORCED   = tostring(contains(local.auth_modes, "iam"))
       IMAGEGEN_PUBLIC_URL               = local.public_url
       IMAGEGEN_ALLOWED_HOSTS            = "*---${local.service_name}-*.run.app"
       IMAGEGEN_ENABLE_PLACEHOLDER       = tostring(var.enable_placeholder)
@@ -44,6 +46,7 @@ locals {
     },
     var.default_model == null ? {} : { IMAGEGEN_DEFAULT_MODEL = var.default_model },
     length(local.allowed_emails) == 0 ? {} : { IMAGEGEN_IAM_ALLOWED_PRINCIPALS = join(",", local.allowed_emails) },
+    var.oauth_client_id == null ? {} : { IMAGEGEN_OAUTH_CLIENT_ID = var.oauth_client_id },
     local.jobs_env,
   )
 
@@ -149,8 +152,13 @@ resource "google_cloud_run_v2_service" "this" {
     ]
 
     precondition {
-      condition     = !var.allow_public_invoker || var.auth_mode == "bearer"
-      error_message = "allow_public_invoker requires auth_mode = \"bearer\"."
+      condition     = !var.allow_public_invoker || !contains(local.auth_modes, "iam")
+      error_message = "allow_public_invoker requires an auth_mode of bearer and/or google-oauth."
+    }
+
+    precondition {
+      condition     = !contains(local.auth_modes, "google-oauth") || var.oauth_client_id != null
+      error_message = "auth_mode google-oauth needs oauth_client_id (the OAuth client registered in Google Cloud)."
     }
   }
 
@@ -186,11 +194,12 @@ resource "google_cloud_run_v2_service_iam_member" "build_invoker" {
   member   = google_service_account.build.member
 }
 
-# Public endpoint ONLY when bearer keys protect it and the caller opted in
-# explicitly; never in IAM mode (the variable validation refuses it too).
+# Public endpoint ONLY when the app's own checks (bearer keys, Google sign-in)
+# protect it and the caller opted in explicitly; never in IAM mode (the
+# variable validation refuses it too).
 resource "google_cloud_run_v2_service_iam_member" "public_invoker" {
-  #checkov:skip=CKV_IMAGEGEN_1:Created only when auth_mode = "bearer" and allow_public_invoker = true; the app then enforces bearer API keys on every request.
-  count = var.auth_mode == "bearer" && var.allow_public_invoker ? 1 : 0
+  #checkov:skip=CKV_IMAGEGEN_1:Created only when auth_mode lists only bearer and/or google-oauth and allow_public_invoker = true; the app then checks an API key or a Google token on every request.
+  count = !contains(local.auth_modes, "iam") && var.allow_public_invoker ? 1 : 0
 
   project  = var.project_id
   location = var.region

@@ -240,13 +240,24 @@ variable "url_ttl_seconds" {
 }
 
 variable "auth_mode" {
-  description = "IMAGEGEN_AUTH: 'iam' (Google ID tokens, Cloud Run invoker IAM) or 'bearer' (API keys whose hashes live in Secret Manager). 'none' is never valid on Cloud Run."
+  description = "IMAGEGEN_AUTH: 'iam' (Google ID tokens, Cloud Run invoker IAM), 'bearer' (API keys whose hashes live in Secret Manager), 'google-oauth' (MCP clients signing in with Google; needs oauth_client_id), or a comma-separated list of them (any one accepted), e.g. 'google-oauth,bearer'. 'none' is never valid on Cloud Run."
   type        = string
   default     = "iam"
 
   validation {
-    condition     = contains(["iam", "bearer"], var.auth_mode)
-    error_message = "auth_mode must be 'iam' or 'bearer' ('none' is refused off loopback)."
+    condition     = alltrue([for m in split(",", var.auth_mode) : contains(["iam", "bearer", "google-oauth"], m)]) && length(distinct(split(",", var.auth_mode))) == length(split(",", var.auth_mode))
+    error_message = "auth_mode must be 'iam', 'bearer' or 'google-oauth', or a comma-separated list of them without repeats and without spaces ('none' is refused off loopback)."
+  }
+}
+
+variable "oauth_client_id" {
+  description = "IMAGEGEN_OAUTH_CLIENT_ID: the OAuth client id (...apps.googleusercontent.com) registered in Google Cloud for auth_mode google-oauth. Not a secret; its client secret stays with the MCP clients."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.oauth_client_id == null || can(regex("^[0-9A-Za-z-]+\\.apps\\.googleusercontent\\.com$", var.oauth_client_id))
+    error_message = "oauth_client_id must be a Google OAuth client id ending in .apps.googleusercontent.com."
   }
 }
 
@@ -262,13 +273,13 @@ variable "invoker_principals" {
 }
 
 variable "allow_public_invoker" {
-  description = "Grant roles/run.invoker to allUsers so clients without Google identities can reach the bearer-key check. Only allowed with auth_mode = \"bearer\"."
+  description = "Grant roles/run.invoker to allUsers so clients without Google identities in IAM (API keys, Google sign-in from claude.ai and other hosted clients) reach the app's own check. Only allowed when auth_mode lists only bearer and/or google-oauth."
   type        = bool
   default     = false
 
   validation {
-    condition     = !var.allow_public_invoker || var.auth_mode == "bearer"
-    error_message = "allow_public_invoker = true requires auth_mode = \"bearer\": an IAM-mode service is never public."
+    condition     = !var.allow_public_invoker || !contains(split(",", var.auth_mode), "iam")
+    error_message = "allow_public_invoker = true requires an auth_mode of bearer and/or google-oauth: an IAM-mode service is never public."
   }
 }
 
