@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from .access.ownership import OWNER_KEY, owner_of
 from .catalog import GenerationOptions, ModelSpec, check_options
 from .deadline import Deadline
 from .errors import ErrorCode, ImageGenError, invalid
@@ -206,7 +207,7 @@ class ImageTools:
         allowance = PixelAllowance(settings.request_pixel_cap)
         if edit:
             await progress(f"reading {len(images or ())} input image(s)")
-            inputs, mask_image = await self.inputs.resolve_all(list(images or ()), mask, allowance)
+            inputs, mask_image = await self.inputs.resolve_all(list(images or ()), mask, allowance, caller=call.caller)
 
         request = ImageRequest(
             prompt=prompt,
@@ -246,6 +247,7 @@ class ImageTools:
             "provider": route.provider.name,
             "prompt_sha256": _prompt_hash(prompt),
             "caller": call.caller.id,
+            OWNER_KEY: owner_of(call.caller),
             "request_id": call.request_id,
             "operation": "edit" if edit else "generate",
         }
