@@ -525,7 +525,7 @@ def result_size(plan: Plan, upstream: FakeUpstream) -> tuple[dict[str, Any], lis
     with start_server("floor", {}) as floor:
         floor_bytes = asyncio.run(measure(floor.mcp_url, FLOOR_TOOL, {"text": "ping"}))
     with start_server("imagegen", endpoint_env(upstream)) as server:
-        plain = asyncio.run(measure(server.mcp_url, "generate_image", GEN_ARGS))
+        plain = asyncio.run(measure(server.mcp_url, "generate_image", {**GEN_ARGS, "preview": False}))
         with_preview = asyncio.run(measure(server.mcp_url, "generate_image", {**GEN_ARGS, "preview": True}))
     rows = [
         Row.compare("5 result size", "JSON-RPC result, no preview", plain, floor_bytes, "bytes"),

@@ -185,7 +185,10 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(50_000_000, ge=1, description="Most pixels an input image may decode to.")
     upstream_timeout_seconds: float = Field(120.0, gt=0, description="Timeout of one upstream HTTP attempt.")
     upstream_max_attempts: int = Field(4, ge=1, le=10, description="Attempts per upstream call (retries + 1).")
-    preview_max_px: int = Field(512, ge=16, le=512, description="Long side of the optional inline preview.")
+    preview_default: bool = Field(
+        True, description="Results carry one small inline image (the model sees it) unless a call says preview=false."
+    )
+    preview_max_px: int = Field(384, ge=16, le=384, description="Long side of the inline preview image.")
     memory_limit_mb: int = Field(
         1024,
         ge=128,

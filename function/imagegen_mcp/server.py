@@ -95,7 +95,8 @@ def build_server(deps: Deps, *, in_process_caller: Caller | None) -> MCPServer:
     Calls over HTTP are made by the caller the auth middleware put in the request state; `in_process_caller` is
     who makes calls that arrive without an HTTP request (an in-process client). None refuses such calls.
     """
-    gallery = build_gallery(deps)
+    # The gallery's tool asks the surface (built below, from this server) who calls.
+    gallery = build_gallery(deps, lambda ctx: surface.call_context(ctx).caller)
     server: MCPServer = MCPServer(
         "imagegen-mcp",
         title="Image generation (Gemini, OpenAI, OpenRouter, FLUX)",

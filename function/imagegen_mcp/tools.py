@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from .access.ownership import OWNER_KEY, owner_of
 from .catalog import GenerationOptions, ModelSpec, check_options
 from .deadline import Deadline
 from .errors import ErrorCode, ImageGenError, invalid
 from .images.budget import PixelAllowance
+from .images.download import download
 from .images.imaging import FinalImage, finalize_cost, finalize_output, make_preview, output_info, preview_cost
 from .images.inputs import InputResolver
 from .images.types import InputImage
@@ -185,7 +187,7 @@ class ImageTools:
         prompt: str,
         model: str | None,
         options: GenerationOptions,
-        preview: bool,
+        preview: bool | None,
         images: list[str] | None = None,
         mask: str | None = None,
     ) -> ImageOutcome:
@@ -206,7 +208,7 @@ class ImageTools:
         allowance = PixelAllowance(settings.request_pixel_cap)
         if edit:
             await progress(f"reading {len(images or ())} input image(s)")
-            inputs, mask_image = await self.inputs.resolve_all(list(images or ()), mask, allowance)
+            inputs, mask_image = await self.inputs.resolve_all(list(images or ()), mask, allowance, caller=call.caller)
 
         request = ImageRequest(
             prompt=prompt,
@@ -246,6 +248,7 @@ class ImageTools:
             "provider": route.provider.name,
             "prompt_sha256": _prompt_hash(prompt),
             "caller": call.caller.id,
+            OWNER_KEY: owner_of(call.caller),
             "request_id": call.request_id,
             "operation": "edit" if edit else "generate",
         }
@@ -258,11 +261,11 @@ class ImageTools:
             await self._discard(stored)
             raise
         preview_blob = None
-        if preview:
+        if settings.preview_default if preview is None else preview:
             preview_blob = await self._preview(finals[0])
 
         items = []
-        for s, link, final in zip(stored, links, finals, strict=True):
+        for index, (s, link, final) in enumerate(zip(stored, links, finals, strict=True)):
             items.append(
                 {
                     "id": s.id,
@@ -273,6 +276,10 @@ class ImageTools:
                     "height": final.height,
                     "size_bytes": s.size_bytes,
                     "expires_at": link.expires_at.astimezone(UTC).isoformat(timespec="seconds"),
+                    # From the prompt as echoed, so get_job (which has only the echo) names the file the same.
+                    "download": download(
+                        prompt[:PROMPT_ECHO_CHARS], final.mime_type, link.url, index=index, count=len(stored)
+                    ),
                 }
             )
         structured: dict[str, Any] = {

@@ -19,7 +19,7 @@ from google.oauth2 import service_account
 
 from imagegen_mcp.config import MAX_SIGNED_URL_TTL, Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.storage.base import ImageStore, is_image_id
+from imagegen_mcp.storage.base import ImageStore, StoredBytes, is_image_id
 from imagegen_mcp.storage.gcs import GcsStore
 from tests.fakes.fixtures_gcs import FAKE_GCS_BUCKET, fake_gcs, fake_gcs_server  # noqa: F401
 from tests.fakes.gcs_server import create_bucket
@@ -151,7 +151,8 @@ async def test_sign_caps_ttl_at_seven_days(emulator_client: storage.Client, sa_k
 async def test_read_not_found_and_max_bytes(emulator_client: storage.Client, sa_key: Any) -> None:
     store = local_key_store(emulator_client, sa_key)
     stored = await store.put(PNG, mime_type="image/png", metadata={})
-    assert await store.read(stored.id, max_bytes=len(PNG)) == (PNG, "image/png")
+    found = await store.read(stored.id, max_bytes=len(PNG))
+    assert (found.data, found.mime_type) == (PNG, "image/png")
 
     with pytest.raises(ImageGenError) as too_big:
         await store.read(stored.id, max_bytes=len(PNG) - 1)
@@ -165,6 +166,32 @@ async def test_read_not_found_and_max_bytes(emulator_client: storage.Client, sa_
     with pytest.raises(ImageGenError) as bad_id:
         await store.read("../secrets.png", max_bytes=10_000)
     assert bad_id.value.code is ErrorCode.NOT_FOUND
+
+
+async def test_read_returns_metadata_and_a_refused_read_is_the_missing_answer(
+    emulator_client: storage.Client, sa_key: Any
+) -> None:
+    """`allow` sees the blob's metadata from the same lookup; refused reads the same as missing, size unchecked."""
+    store = local_key_store(emulator_client, sa_key)
+    stored = await store.put(PNG, mime_type="image/png", metadata={"owner": "bearer:key-a"})
+    seen: list[dict[str, str]] = []
+
+    def only_key_b(meta: Any) -> bool:
+        seen.append(dict(meta))
+        return meta.get("owner") == "bearer:key-b"
+
+    with pytest.raises(ImageGenError) as refused:
+        await store.read(stored.id, max_bytes=1, allow=only_key_b)  # over the size too: refusal comes first
+    assert seen == [{"owner": "bearer:key-a"}]
+    assert (await store.metadata(stored.id)) == {"owner": "bearer:key-a"}
+    await store.delete(stored.id)
+    with pytest.raises(ImageGenError) as gone:
+        await store.read(stored.id, max_bytes=1, allow=only_key_b)
+    assert refused.value.to_dict() == gone.value.to_dict()
+    assert gone.value.code is ErrorCode.NOT_FOUND
+    with pytest.raises(ImageGenError) as no_meta:
+        await store.metadata(stored.id)
+    assert no_meta.value.to_dict() == gone.value.to_dict()
 
 
 async def test_delete_then_read_is_not_found(emulator_client: storage.Client, sa_key: Any) -> None:
@@ -214,8 +241,10 @@ async def test_read_uri_allowlist(emulator_client: storage.Client, sa_key: Any, 
     store = local_key_store(emulator_client, sa_key, input_buckets=[INPUT_BUCKET])
     stored = await store.put(PNG, mime_type="image/png", metadata={})
 
-    assert await store.read_uri(stored.uri, max_bytes=10_000) == (PNG, "image/png")
-    assert await store.read_uri(f"gs://{INPUT_BUCKET}/in/photo.jpg", max_bytes=100) == (b"jpegbytes", "image/jpeg")
+    assert await store.read_uri(stored.uri, max_bytes=10_000) == StoredBytes(PNG, "image/png", {})
+    assert await store.read_uri(f"gs://{INPUT_BUCKET}/in/photo.jpg", max_bytes=100) == StoredBytes(
+        b"jpegbytes", "image/jpeg", {}
+    )
 
     for uri, code in [
         (f"gs://{BUCKET}/private/notes.png", ErrorCode.FORBIDDEN),  # own bucket, outside the outputs prefix
@@ -234,13 +263,14 @@ async def test_read_uri_allowlist(emulator_client: storage.Client, sa_key: Any, 
 
     # Listing the output bucket as an input bucket opens all of it.
     wide = local_key_store(emulator_client, sa_key, input_buckets=[BUCKET])
-    assert await wide.read_uri(f"gs://{BUCKET}/private/notes.png", max_bytes=10) == (b"x", "image/png")
+    assert await wide.read_uri(f"gs://{BUCKET}/private/notes.png", max_bytes=10) == StoredBytes(b"x", "image/png", {})
 
 
 async def test_client_built_lazily_from_emulator_env(fake_gcs: str) -> None:  # noqa: F811
     store = GcsStore(make_settings())  # no client, no credentials: the library's emulator defaults
     stored = await store.put(PNG, mime_type="image/jpeg", metadata={"caller": "alice@example.com"})
-    assert await store.read(stored.id, max_bytes=len(PNG)) == (PNG, "image/jpeg")
+    found = await store.read(stored.id, max_bytes=len(PNG))
+    assert (found.data, found.mime_type, found.metadata) == (PNG, "image/jpeg", {"caller": "alice@example.com"})
     await store.aclose()
 
 
@@ -250,7 +280,7 @@ async def test_concurrent_puts_get_distinct_objects(emulator_client: storage.Cli
     stored = await asyncio.gather(*(store.put(p, mime_type="image/png", metadata={}) for p in payloads))
     assert len({s.id for s in stored}) == len(payloads)
     for item, payload in zip(stored, payloads, strict=True):
-        assert (await store.read(item.id, max_bytes=10_000))[0] == payload
+        assert (await store.read(item.id, max_bytes=10_000)).data == payload
 
 
 async def test_iam_signblob_signing(emulator_client: storage.Client, iam_fake: tuple[str, FakeIamCredentials]) -> None:

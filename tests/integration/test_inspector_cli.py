@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
+from tests.support.previews import check_one_preview
 from tests.support.servers import ServerHandle, start_server
 from tests.support.tool_names import PUBLIC_TOOLS
 
@@ -56,5 +57,7 @@ def test_inspector_lists_tools_and_generates(endpoint: ServerHandle) -> None:
     item = result["structuredContent"]["images"][0]
     assert (item["width"], item["height"]) == (1024, 768)
     assert httpx2.get(item["url"], timeout=30).status_code == 200
+    assert check_one_preview(result["content"]).size == (384, 288)  # the Inspector shows this one image
+    assert item["download"]["filename"] == "inspector-test.png"
     models = _inspector(endpoint.mcp_url, "--method", "resources/read", "--uri", "imagegen://models")
     assert "local/placeholder" in models["contents"][0]["text"]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support.node_tools import npm_available, ts_client_command
+from tests.support.previews import check_one_preview
 from tests.support.servers import ServerHandle, start_server
 
 pytestmark = [pytest.mark.npm, pytest.mark.skipif(not npm_available(), reason="needs npm for the TypeScript SDK")]
@@ -50,7 +51,13 @@ def test_error_results_of_every_tool_pass_the_ts_clients_output_schema_check(end
 
 
 def test_successful_results_pass_the_ts_clients_output_schema_check(endpoint: ServerHandle) -> None:
-    answers = _calls(endpoint, [("list_models", {}), ("generate_image", {"prompt": "a ts client"})])
+    answers = _calls(endpoint, [("list_models", {}), ("generate_image", {"prompt": "a ts client", "n": 2})])
     for answer in answers:
         assert "thrown" not in answer, answer
         assert not answer["result"].get("isError"), answer
+    generated = answers[1]["result"]
+    preview = check_one_preview(generated["content"])  # what the TS client hands its host: one small image
+    assert preview.size == (384, 384)
+    assert [block["type"] for block in generated["content"]] == ["text", "resource_link", "resource_link", "image"]
+    names = [item["download"]["filename"] for item in generated["structuredContent"]["images"]]
+    assert names == ["a-ts-client-1.png", "a-ts-client-2.png"]

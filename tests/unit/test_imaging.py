@@ -104,19 +104,37 @@ def test_finalize_transcodes_and_rejects_non_images() -> None:
     assert info.value.code == ErrorCode.UPSTREAM_ERROR
 
 
-def test_preview_is_small() -> None:
+def test_preview_is_a_small_jpeg() -> None:
     import os
 
     noisy = Image.frombytes("RGB", (2048, 1024), os.urandom(2048 * 1024 * 3))
-    data, mime = make_preview(_encode(noisy, "PNG"), max_px=512)
-    assert mime == "image/webp" and len(data) <= 48 * 1024
+    for fmt in ("PNG", "JPEG", "WEBP"):
+        data, mime = make_preview(_encode(noisy, fmt), max_px=384)
+        assert mime == "image/jpeg" and len(data) <= 40_000, fmt
+        with Image.open(io.BytesIO(data)) as img:
+            assert img.format == "JPEG" and img.size == (384, 192), fmt
+
+
+def test_preview_keeps_transparency_as_webp_and_opaque_rgba_becomes_jpeg() -> None:
+    clear = Image.new("RGBA", (800, 600), (200, 30, 30, 0))
+    clear.paste((10, 10, 200, 255), (100, 100, 400, 400))
+    data, mime = make_preview(_encode(clear, "PNG"), max_px=384)
+    assert mime == "image/webp"
     with Image.open(io.BytesIO(data)) as img:
-        assert max(img.size) <= 512
+        assert img.format == "WEBP" and img.mode == "RGBA" and img.size == (384, 288)
+        assert img.getchannel("A").getextrema()[0] == 0
+    opaque, mime = make_preview(_encode(Image.new("RGBA", (300, 100), (1, 2, 3, 255)), "PNG"), max_px=384)
+    assert mime == "image/jpeg" and opaque[:3] == b"\xff\xd8\xff"
+    grey, mime = make_preview(_encode(Image.new("L", (100, 50), 128), "PNG"), max_px=384)
+    assert mime == "image/jpeg" and Image.open(io.BytesIO(grey)).size == (100, 50)  # never enlarged
 
 
 def test_preview_of_incompressible_noise_still_fits_the_budget() -> None:
     import os
 
     noise = Image.frombytes("RGB", (1024, 1024), os.urandom(1024 * 1024 * 3))
-    data, _ = make_preview(_encode(noise, "PNG"), max_px=512)
-    assert len(data) <= 45 * 1024
+    data, _ = make_preview(_encode(noise, "PNG"), max_px=384)
+    assert len(data) <= 40_000
+    clear_noise = Image.frombytes("RGBA", (1024, 1024), os.urandom(1024 * 1024 * 4))
+    data, mime = make_preview(_encode(clear_noise, "PNG"), max_px=384)
+    assert mime == "image/webp" and len(data) <= 40_000

@@ -67,7 +67,8 @@ async def test_tools_have_schemas_annotations_and_output_schemas(server) -> None
     assert "images" in gen.output_schema["properties"]
 
 
-async def test_generate_returns_links_not_bytes(server, make_settings) -> None:  # type: ignore[no-untyped-def]
+async def test_generate_returns_links_a_download_line_and_one_small_preview(server) -> None:  # type: ignore[no-untyped-def]
+    """The bytes travel by link; the result carries only one small preview image, for the model to look at."""
     async with Client(server) as client:
         result = await _call(client, "generate_image", {"prompt": "a lighthouse", "aspect_ratio": "16:9", "n": 2})
     assert not result.is_error
@@ -79,9 +80,30 @@ async def test_generate_returns_links_not_bytes(server, make_settings) -> None: 
         assert (item["width"], item["height"]) == (1024, 576)
         assert item["mime_type"] == "image/png"
         assert "/files/" in item["url"] and "sig=" in item["url"]
+    assert [item["download"]["filename"] for item in sc["images"]] == ["a-lighthouse-1.png", "a-lighthouse-2.png"]
+    assert sc["images"][0]["download"]["curl"] == f"curl -fsSL -o 'a-lighthouse-1.png' '{sc['images'][0]['url']}'"
     kinds = [c.type for c in result.content]
-    assert kinds.count("resource_link") == 2 and "image" not in kinds
+    assert kinds == ["text", "resource_link", "resource_link", "image"]
+    (preview,) = [c for c in result.content if c.type == "image"]
+    raw = base64.b64decode(preview.data)
+    assert preview.mime_type == "image/jpeg" and len(raw) <= 40_000
+    with Image.open(io.BytesIO(raw)) as img:
+        assert img.format == "JPEG" and img.size == (384, 216)
+    assert len(result.content[0].text) < 200  # the text block stays short
     assert "base64" not in json.dumps(sc)
+
+
+async def test_preview_false_or_off_by_setting_leaves_the_image_block_out(make_settings) -> None:  # type: ignore[no-untyped-def]
+    on = build_server(build_deps(make_settings()), in_process_caller=Caller(id="t", kind="none"))
+    off = build_server(build_deps(make_settings(preview_default=False)), in_process_caller=Caller(id="t", kind="none"))
+    async with Client(on) as client:
+        declined = await _call(client, "generate_image", {"prompt": "x", "preview": False})
+    async with Client(off) as client:
+        quiet = await _call(client, "generate_image", {"prompt": "x"})
+        asked = await _call(client, "generate_image", {"prompt": "x", "preview": True})
+    for result in (declined, quiet):
+        assert [c.type for c in result.content] == ["text", "resource_link"]
+    assert [c.type for c in asked.content] == ["text", "resource_link", "image"]
 
 
 async def test_preview_is_small_inline_image(server) -> None:  # type: ignore[no-untyped-def]
@@ -92,9 +114,9 @@ async def test_preview_is_small_inline_image(server) -> None:  # type: ignore[no
     images = [c for c in result.content if c.type == "image"]
     assert len(images) == 1
     raw = base64.b64decode(images[0].data)
-    assert len(raw) <= 64 * 1024
+    assert len(raw) <= 40_000
     with Image.open(io.BytesIO(raw)) as img:
-        assert max(img.size) <= 512 and img.size[1] > img.size[0]
+        assert max(img.size) <= 384 and img.size[1] > img.size[0]
 
 
 async def test_output_format_and_transparency(server, make_settings) -> None:  # type: ignore[no-untyped-def]

@@ -32,14 +32,48 @@ async def test_put_sign_verify_read_delete(make_settings) -> None:  # type: igno
     assert store.resolve_reference(link.url) == stored.id
     assert store.resolve_reference(stored.uri) == stored.id
     assert store.resolve_reference("file:///etc/passwd") is None
-    data, mime = await store.read(stored.id, max_bytes=100)
-    assert mime == "image/png" and data.endswith(b"fake")
+    found = await store.read(stored.id, max_bytes=100)
+    assert found.mime_type == "image/png" and found.data.endswith(b"fake")
+    assert found.metadata["model"] == "m"
     with pytest.raises(ImageGenError):
         await store.read(stored.id, max_bytes=3)
     await store.delete(stored.id)
     with pytest.raises(ImageGenError) as gone:
         await store.read(stored.id, max_bytes=100)
     assert gone.value.code == ErrorCode.NOT_FOUND
+
+
+async def test_read_refused_by_metadata_is_the_missing_answer(make_settings) -> None:  # type: ignore[no-untyped-def]
+    """`allow` reads the sidecar first: a refused output is reported exactly like a missing one, size unchecked."""
+    store = LocalStore(make_settings())
+    stored = await store.put(b"\x89PNG\r\n\x1a\nfake", mime_type="image/png", metadata={"owner": "bearer:a"})
+    assert (await store.metadata(stored.id))["owner"] == "bearer:a"
+    with pytest.raises(ImageGenError) as refused:
+        await store.read(stored.id, max_bytes=1, allow=lambda meta: meta.get("owner") == "bearer:b")
+    await store.delete(stored.id)
+    with pytest.raises(ImageGenError) as gone:
+        await store.read(stored.id, max_bytes=1, allow=lambda meta: True)
+    assert refused.value.to_dict() == gone.value.to_dict() and gone.value.code == ErrorCode.NOT_FOUND
+    with pytest.raises(ImageGenError) as no_meta:
+        await store.metadata(stored.id)
+    assert no_meta.value.to_dict() == gone.value.to_dict()
+
+
+async def test_every_spelling_of_a_files_link_resolves_to_the_output(make_settings) -> None:  # type: ignore[no-untyped-def]
+    """Paths the router would serve the same file for must not slip past as foreign URLs (and be fetched)."""
+    store = LocalStore(make_settings())
+    image_id = "20260101-000000-" + "a" * 32 + ".png"
+    encoded = image_id.replace("2", "%32", 1)
+    for url in (
+        f"https://img.example.com/files/{image_id}?expires=1&sig=x",
+        f"https://img.example.com/files/{encoded}",
+        f"https://img.example.com//files//{image_id}/",
+        f"https://img.example.com/prefix/files/{image_id}",
+        f"https://img.example.com/%66iles/{image_id}",
+    ):
+        assert store.resolve_reference(url) == image_id, url
+    assert store.resolve_reference(f"https://img.example.com/other/{image_id}") is None
+    assert store.resolve_reference(f"https://img.example.com/files/{image_id}/more") is None
 
 
 async def test_expired_link_is_refused(make_settings) -> None:  # type: ignore[no-untyped-def]

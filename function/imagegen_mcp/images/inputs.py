@@ -8,12 +8,14 @@ import binascii
 import re
 from typing import TYPE_CHECKING
 
+from ..access.ownership import may_use
 from ..errors import ErrorCode, ImageGenError, invalid
 from .budget import DecodeBudget, PixelAllowance
 from .imaging import InputPlan, has_alpha, load_input_image, plan_input
 from .types import InputImage
 
 if TYPE_CHECKING:
+    from ..access.caller import Caller
     from ..config import Settings
     from ..storage.base import ImageStore
     from .fetcher import GuardedFetcher
@@ -89,7 +91,8 @@ class InputResolver:
         self._fetcher = fetcher
         self._budget = budget
 
-    async def raw_bytes(self, ref: str) -> bytes:
+    async def raw_bytes(self, ref: str, *, caller: Caller) -> bytes:
+        """The bytes `ref` names; an output of this server only if `caller` may use it (else `not_found`)."""
         settings = self._settings
         limit = settings.max_input_image_bytes
         if not isinstance(ref, str) or not ref.strip():
@@ -102,12 +105,12 @@ class InputResolver:
             raise invalid("data URLs must be base64-encoded (data:image/png;base64,...)")
         own_id = self._store.resolve_reference(ref)
         if own_id is not None:
-            data, _mime = await self._store.read(own_id, max_bytes=limit)
-            return data
+            shared = settings.shared_owners
+            found = await self._store.read(own_id, max_bytes=limit, allow=lambda meta: may_use(caller, meta, shared))
+            return found.data
         lowered = ref.lower()
         if lowered.startswith("gs://"):
-            data, _mime = await self._store.read_uri(ref, max_bytes=limit)
-            return data
+            return (await self._store.read_uri(ref, max_bytes=limit)).data
         if lowered.startswith(("https://", "http://")):
             fetched = await self._fetcher.fetch(ref, max_bytes=limit, require_image=True)
             return fetched.data
@@ -123,8 +126,8 @@ class InputResolver:
             )
         return await decode_base64_off_loop(ref, max_bytes=limit)
 
-    async def _plan(self, ref: str) -> tuple[bytes, InputPlan]:
-        data = await self.raw_bytes(ref)
+    async def _plan(self, ref: str, caller: Caller) -> tuple[bytes, InputPlan]:
+        data = await self.raw_bytes(ref, caller=caller)
         settings = self._settings
         plan = await asyncio.to_thread(
             plan_input, data, max_pixels=settings.max_input_pixels, max_bytes=settings.max_input_image_bytes
@@ -143,7 +146,7 @@ class InputResolver:
             )
 
     async def resolve_all(
-        self, refs: list[str], mask: str | None, allowance: PixelAllowance
+        self, refs: list[str], mask: str | None, allowance: PixelAllowance, *, caller: Caller
     ) -> tuple[list[InputImage], InputImage | None]:
         """All inputs concurrently; headers first (the call's pixel cap), then pixels under the decode budget.
 
@@ -152,7 +155,7 @@ class InputResolver:
         all_refs = [*refs, *([mask] if mask is not None else [])]
         names = [f"input image {i + 1}" for i in range(len(refs))] + (["the mask"] if mask is not None else [])
         try:
-            planned = await asyncio.gather(*(self._plan(r) for r in all_refs))
+            planned = await asyncio.gather(*(self._plan(r, caller) for r in all_refs))
             for name, (_data, plan) in zip(names, planned, strict=True):
                 allowance.take(plan.info.width * plan.info.height, name)
             resolved = await asyncio.gather(

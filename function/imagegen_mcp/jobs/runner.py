@@ -45,10 +45,10 @@ def _request_kwargs(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _result_record(outcome: ImageOutcome) -> dict[str, Any]:
-    """The finished generation without its links: they are signed afresh whenever the job is read."""
+    """The finished generation without its links (nor the download lines holding them): they are signed afresh."""
     structured = dict(outcome.structured)
     structured["images"] = [
-        {k: v for k, v in item.items() if k not in ("url", "expires_at")} for item in structured["images"]
+        {k: v for k, v in item.items() if k not in ("url", "expires_at", "download")} for item in structured["images"]
     ]
     if outcome.preview is not None:
         data, mime = outcome.preview

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
+
+from ..errors import ErrorCode, ImageGenError
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 MIME_BY_EXTENSION = {ext: mime for mime, ext in EXTENSIONS.items()}
@@ -40,6 +42,26 @@ class StoredImage:
 
 
 @dataclass(frozen=True)
+class StoredBytes:
+    """An object read back: its bytes, type and the metadata it was stored with (`owner` among them)."""
+
+    data: bytes
+    mime_type: str
+    metadata: Mapping[str, str]
+
+
+MetadataCheck = Callable[[Mapping[str, str]], bool]
+"""Decides from an object's metadata whether this read may see it (the owner rule of access/ownership.py)."""
+
+
+def output_not_found(image_id: str) -> ImageGenError:
+    """The one answer for an output that is gone, never existed or is someone else's: no existence oracle."""
+    return ImageGenError(
+        ErrorCode.NOT_FOUND, f"image {image_id} does not exist (expired, never made, or not yours to use)"
+    )
+
+
+@dataclass(frozen=True)
 class SignedUrl:
     url: str
     expires_at: datetime
@@ -59,15 +81,22 @@ class ImageStore(Protocol):
 
     async def sign(self, image_id: str, *, ttl_seconds: int, base_url: str | None) -> SignedUrl: ...
 
-    async def read(self, image_id: str, *, max_bytes: int) -> tuple[bytes, str]:
-        """Bytes and MIME type of an earlier output; `not_found` when it is gone."""
+    async def read(self, image_id: str, *, max_bytes: int, allow: MetadataCheck | None = None) -> StoredBytes:
+        """An earlier output; `output_not_found` when it is gone or `allow` refuses its metadata.
+
+        `allow` is asked before the size check and before any byte is read, so a refused object tells nothing.
+        """
+        ...
+
+    async def metadata(self, image_id: str) -> Mapping[str, str]:
+        """The metadata an earlier output was stored with; `output_not_found` when it is gone."""
         ...
 
     def resolve_reference(self, ref: str) -> str | None:
         """The output id `ref` names (id, durable URI or one of our URLs), or None if it is not ours."""
         ...
 
-    async def read_uri(self, uri: str, *, max_bytes: int) -> tuple[bytes, str]:
+    async def read_uri(self, uri: str, *, max_bytes: int) -> StoredBytes:
         """Bytes of a `gs://` input from an allowed bucket (`forbidden`/`unsupported` otherwise)."""
         ...
 

@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import MAX_SIGNED_URL_TTL
 from ..errors import ErrorCode, ImageGenError
-from .base import EXTENSIONS, MIME_BY_EXTENSION, SignedUrl, StoredImage, is_image_id, new_image_id
+from .base import (
+    EXTENSIONS,
+    MIME_BY_EXTENSION,
+    MetadataCheck,
+    SignedUrl,
+    StoredBytes,
+    StoredImage,
+    is_image_id,
+    new_image_id,
+    output_not_found,
+)
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials, Signing
@@ -187,12 +197,31 @@ class GcsStore:
 
         return await self._run("signing a URL", generate)
 
-    async def read(self, image_id: str, *, max_bytes: int) -> tuple[bytes, str]:
+    async def read(self, image_id: str, *, max_bytes: int, allow: MetadataCheck | None = None) -> StoredBytes:
         self._check_id(image_id)
-        data, mime = await self._download(self._bucket_name, self._prefix + image_id, max_bytes)
-        return data, mime if mime in EXTENSIONS else MIME_BY_EXTENSION[image_id.rsplit(".", 1)[-1]]
+        try:
+            found = await self._download(self._bucket_name, self._prefix + image_id, max_bytes, allow=allow)
+        except ImageGenError as e:
+            if e.code is ErrorCode.NOT_FOUND:
+                raise output_not_found(image_id) from e
+            raise
+        if found.mime_type in EXTENSIONS:
+            return found
+        return StoredBytes(found.data, MIME_BY_EXTENSION[image_id.rsplit(".", 1)[-1]], found.metadata)
 
-    async def read_uri(self, uri: str, *, max_bytes: int) -> tuple[bytes, str]:
+    async def metadata(self, image_id: str) -> dict[str, str]:
+        self._check_id(image_id)
+        name = self._prefix + image_id
+
+        def stat() -> dict[str, str]:
+            blob = self._get_client().bucket(self._bucket_name).get_blob(name)
+            if blob is None:
+                raise output_not_found(image_id)
+            return dict(blob.metadata or {})
+
+        return await self._run(f"reading {image_id}", stat)
+
+    async def read_uri(self, uri: str, *, max_bytes: int) -> StoredBytes:
         bucket, name = parse_gs_uri(uri)
         own = bucket == self._bucket_name
         listed = bucket in self._settings.input_buckets
@@ -205,11 +234,18 @@ class GcsStore:
         return await self._download(bucket, name, max_bytes, forbidden_is=ErrorCode.FORBIDDEN)
 
     async def _download(
-        self, bucket: str, name: str, max_bytes: int, *, forbidden_is: ErrorCode = ErrorCode.MISCONFIGURED
-    ) -> tuple[bytes, str]:
-        def download() -> tuple[bytes, str]:
+        self,
+        bucket: str,
+        name: str,
+        max_bytes: int,
+        *,
+        forbidden_is: ErrorCode = ErrorCode.MISCONFIGURED,
+        allow: MetadataCheck | None = None,
+    ) -> StoredBytes:
+        def download() -> StoredBytes:
             blob = self._get_client().bucket(bucket).get_blob(name)
-            if blob is None:
+            metadata = dict(blob.metadata or {}) if blob is not None else {}
+            if blob is None or (allow is not None and not allow(metadata)):
                 raise ImageGenError(ErrorCode.NOT_FOUND, f"gs://{bucket}/{name} does not exist (or has expired)")
             if blob.size is not None and blob.size > max_bytes:
                 raise ImageGenError(
@@ -221,7 +257,8 @@ class GcsStore:
             data = blob.download_as_bytes(if_generation_match=blob.generation, end=max_bytes)
             if len(data) > max_bytes:
                 raise ImageGenError(ErrorCode.INVALID_ARGUMENT, f"gs://{bucket}/{name} exceeds {max_bytes} bytes")
-            return data, (blob.content_type or "application/octet-stream").split(";")[0].strip()
+            mime = (blob.content_type or "application/octet-stream").split(";")[0].strip()
+            return StoredBytes(data, mime, metadata)
 
         return await self._run(f"reading gs://{bucket}/{name}", download, forbidden_is=forbidden_is)
 
@@ -241,10 +278,10 @@ class GcsStore:
         if parsed.scheme not in ("https", "http") or not parsed.hostname:
             return None
         path = urllib.parse.unquote(parsed.path)
-        host = parsed.hostname.lower()
+        host = parsed.hostname.lower().rstrip(".")
         if host == f"{self._bucket_name}.storage.googleapis.com":
             return self._id_of(path.removeprefix("/"))
-        signed = "X-Goog-Signature" in urllib.parse.parse_qs(parsed.query)
+        signed = any(key.lower() == "x-goog-signature" for key in urllib.parse.parse_qs(parsed.query))
         if host in _GOOGLE_STORAGE_HOSTS or signed:
             bucket_part = f"/{self._bucket_name}/"
             return self._id_of(path[len(bucket_part) :]) if path.startswith(bucket_part) else None

@@ -12,11 +12,20 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from ..config import Settings
 from ..errors import ErrorCode, ImageGenError
-from .base import SignedUrl, StoredImage, is_image_id, mime_of_id, new_image_id
+from .base import (
+    MetadataCheck,
+    SignedUrl,
+    StoredBytes,
+    StoredImage,
+    is_image_id,
+    mime_of_id,
+    new_image_id,
+    output_not_found,
+)
 
 
 class LocalStore:
@@ -114,18 +123,37 @@ class LocalStore:
             raise ImageGenError(ErrorCode.NOT_FOUND, "no such file")
         return path
 
-    async def read(self, image_id: str, *, max_bytes: int) -> tuple[bytes, str]:
+    async def read(self, image_id: str, *, max_bytes: int, allow: MetadataCheck | None = None) -> StoredBytes:
         path = self._path(image_id)
         try:
+            meta = await asyncio.to_thread(self._sidecar, path)
+            if allow is not None and not allow(meta):
+                raise output_not_found(image_id)
             size = await asyncio.to_thread(lambda: path.stat().st_size)
             if size > max_bytes:
                 raise ImageGenError(ErrorCode.INVALID_ARGUMENT, f"image {image_id} is larger than {max_bytes} bytes")
             data = await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError as exc:
-            raise ImageGenError(
-                ErrorCode.NOT_FOUND, f"image {image_id} does not exist (expired or never made)"
-            ) from exc
-        return data, mime_of_id(image_id)
+            raise output_not_found(image_id) from exc
+        return StoredBytes(data, mime_of_id(image_id), meta)
+
+    async def metadata(self, image_id: str) -> dict[str, str]:
+        path = self._path(image_id)
+        try:
+            return await asyncio.to_thread(self._sidecar, path)
+        except FileNotFoundError as exc:
+            raise output_not_found(image_id) from exc
+
+    @staticmethod
+    def _sidecar(path: Path) -> dict[str, str]:
+        """The JSON sidecar of an existing output (FileNotFoundError when the image is gone; {} if it has none)."""
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        try:
+            loaded = json.loads(path.with_name(f"{path.name}.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
     def resolve_reference(self, ref: str) -> str | None:
         ref = ref.strip()
@@ -135,12 +163,15 @@ class LocalStore:
         if parsed.scheme == "file":
             path = Path(parsed.path)
             return path.name if path.parent == self.root and is_image_id(path.name) else None
-        if parsed.scheme in ("http", "https") and parsed.path.startswith("/files/"):
-            candidate = parsed.path.removeprefix("/files/")
-            return candidate if is_image_id(candidate) else None
+        if parsed.scheme in ("http", "https"):
+            # Decoded and without empty segments, as the router would see it: `/files/%32…`, `//files/…/` and a
+            # path-prefixed deployment all name the same output, which must not be fetched as a foreign URL.
+            segments = [part for part in unquote(parsed.path).split("/") if part]
+            if len(segments) >= 2 and segments[-2] == "files" and is_image_id(segments[-1]):
+                return segments[-1]
         return None
 
-    async def read_uri(self, uri: str, *, max_bytes: int) -> tuple[bytes, str]:
+    async def read_uri(self, uri: str, *, max_bytes: int) -> StoredBytes:
         raise ImageGenError(
             ErrorCode.UNSUPPORTED,
             "gs:// inputs need the gcs store (IMAGEGEN_STORAGE=gcs); this deployment stores locally",

@@ -56,7 +56,13 @@ OPTION_PARAMETERS: tuple[inspect.Parameter, ...] = (
     ),
     _option("seed", int | None, None, "Seed for reproducible outputs, where supported.", ge=0, le=2**31 - 1),
     _option("output_format", OutputFormat, "png", "png, jpeg or webp."),
-    _option("preview", bool, False, "Also return one small inline preview (≤512 px). Off by default."),
+    _option(
+        "preview",
+        bool | None,
+        None,
+        "Include one small inline image of the first result (≤384 px, ≤40 KB) so you can see it; false to leave "
+        "it out. Default: on (the deployment may turn it off).",
+    ),
 )
 _OPTION_NAMES = frozenset(GenerationOptions.__dataclass_fields__)
 

@@ -25,6 +25,11 @@ WAIT_FIELD = Field(
 )
 
 
+class Download(BaseModel):
+    filename: str = Field(description="Suggested file name from the prompt ([a-z0-9-] and the type's extension).")
+    curl: str = Field(description="Shell command that saves the image under that name (valid while `url` is).")
+
+
 class ImageItem(BaseModel):
     id: str = Field(description="Durable id of this output; pass it to edit_image to edit it again.")
     url: str = Field(description="Signed, expiring HTTPS link to the image bytes.")
@@ -34,6 +39,7 @@ class ImageItem(BaseModel):
     height: int
     size_bytes: int
     expires_at: str = Field(description="When `url` stops working (RFC 3339, UTC).")
+    download: Download | None = Field(None, description="How to save the image in the user's workspace.")
 
 
 class ImageResult(BaseModel):
@@ -119,8 +125,9 @@ def register(surface: Surface) -> None:
         error_fields={"images": []},
         title="Generate image",
         description=(
-            "Generate 1-4 images from a text prompt. Returns expiring links plus durable ids (no image bytes "
-            "unless preview=true). Check list_models for what each model supports."
+            "Generate 1-4 images from a text prompt. Returns expiring links, durable ids, a download command per "
+            "image and one small preview image (preview=false leaves it out). Check list_models for what each "
+            "model supports."
         ),
         annotations=_annotations("Generate image"),
     )
@@ -132,7 +139,7 @@ def register(surface: Surface) -> None:
         *,
         model: str | None,
         options: GenerationOptions,
-        preview: bool,
+        preview: bool | None,
     ) -> Annotated[CallToolResult, ImageResult]:
         return await run_tool("generate_image", ctx, options, wait_seconds, prompt=prompt, model=model, preview=preview)
 
@@ -162,7 +169,7 @@ def register(surface: Surface) -> None:
         *,
         model: str | None,
         options: GenerationOptions,
-        preview: bool,
+        preview: bool | None,
     ) -> Annotated[CallToolResult, ImageResult]:
         return await run_tool(
             "edit_image",

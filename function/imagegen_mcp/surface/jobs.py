@@ -11,6 +11,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from ..errors import ErrorCode, ImageGenError
+from ..images.download import download
 from ..jobs import model
 from ..jobs.service import JobService
 from .framing import IMAGE_ERROR_FIELDS, Surface, image_error_result, image_result
@@ -107,9 +108,15 @@ class JobTools:
         store, ttl = self.deps.store, self.deps.settings.url_ttl_seconds
         stored = result["images"]
         links = await asyncio.gather(*(store.sign(item["id"], ttl_seconds=ttl, base_url=base_url) for item in stored))
+        prompt = result.get("prompt") or ""  # the echo keeps far more of the prompt than a file name uses
         items = [
-            {**item, "url": link.url, "expires_at": link.expires_at.astimezone(UTC).isoformat(timespec="seconds")}
-            for item, link in zip(stored, links, strict=True)
+            {
+                **item,
+                "url": link.url,
+                "expires_at": link.expires_at.astimezone(UTC).isoformat(timespec="seconds"),
+                "download": download(prompt, item["mime_type"], link.url, index=index, count=len(stored)),
+            }
+            for index, (item, link) in enumerate(zip(stored, links, strict=True))
         ]
         structured = {k: v for k, v in result.items() if k != "preview"}
         structured["images"] = items

@@ -21,10 +21,13 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ..access.ownership import may_use
 from ..config import Settings
 from ..errors import ErrorCode, ImageGenError
+from ..storage.base import output_not_found
 
 if TYPE_CHECKING:
+    from ..access.caller import Caller
     from ..deps import Deps
 
 GALLERY_URI = "ui://imagegen/gallery"
@@ -175,8 +178,8 @@ def _hidden(method: str, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def build_gallery(deps: Deps) -> Gallery:
-    """The gallery extension for `MCPServer(extensions=[...])` plus its middleware."""
+def build_gallery(deps: Deps, caller_of: Callable[[Context], Caller]) -> Gallery:
+    """The gallery extension for `MCPServer(extensions=[...])` plus its middleware; `caller_of` names who calls."""
     settings = deps.settings
     apps = Apps()
     apps.add_html_resource(
@@ -204,11 +207,15 @@ def build_gallery(deps: Deps) -> Gallery:
     ) -> Annotated[CallToolResult, FreshLinks]:
         base_url = _scope_base_url(ctx.request_context)
         try:
+            caller = caller_of(ctx)
             links = []
             for ref in ids:
                 image_id = deps.store.resolve_reference(ref)
                 if image_id is None:
                     raise ImageGenError(ErrorCode.INVALID_ARGUMENT, f"not an output of this server: {ref[:200]!r}")
+                # Re-signing is reading: another caller's output is answered exactly like a missing one.
+                if not may_use(caller, await deps.store.metadata(image_id), settings.shared_owners):
+                    raise output_not_found(image_id)
                 signed = await deps.store.sign(image_id, ttl_seconds=settings.url_ttl_seconds, base_url=base_url)
                 links.append({"id": image_id, "url": signed.url, "expires_at": signed.expires_at.isoformat()})
         except ImageGenError as err:
