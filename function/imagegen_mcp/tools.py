@@ -206,7 +206,7 @@ class ImageTools:
         allowance = PixelAllowance(settings.request_pixel_cap)
         if edit:
             await progress(f"reading {len(images or ())} input image(s)")
-            inputs, mask_image = await self.inputs.resolve_all(list(images or ()), mask, allowance)
+            inputs, mask_image = await self.inputs.resolve_all(list(images or ()), mask, allowance, caller=call.caller)
 
         request = ImageRequest(
             prompt=prompt,

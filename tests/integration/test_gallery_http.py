@@ -124,7 +124,15 @@ async def test_initialize_handshake_clients_still_get_the_binding(endpoint: Serv
     async with Client(endpoint.mcp_url, mode="legacy", extensions=[AppsSupport()]) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert tools["generate_image"].meta == {"ui": {"resourceUri": GALLERY_URI}}
-        assert set(tools) == {"generate_image", "edit_image", "get_job", "cancel_job", "list_models", "get_usage"}
+        assert set(tools) == {
+            "generate_image",
+            "edit_image",
+            "get_job",
+            "cancel_job",
+            "list_models",
+            "get_usage",
+            "create_upload",
+        }
         made = await client.call_tool("generate_image", {"prompt": "a lighthouse"})
         fresh = await client.call_tool("gallery_links", {"ids": [made.structured_content["images"][0]["id"]]})
         assert not fresh.is_error and fresh.structured_content["images"][0]["url"].startswith(endpoint.base_url)

@@ -97,6 +97,7 @@ async def test_protocol_revisions_with_official_client(endpoint: ServerHandle, m
             "get_job",
             "cancel_job",
             "get_usage",
+            "create_upload",
         }
 
 

@@ -46,6 +46,7 @@ def test_inspector_lists_tools_and_generates(endpoint: ServerHandle) -> None:
         "get_job",
         "cancel_job",
         "get_usage",
+        "create_upload",
     }
     result = _inspector(
         endpoint.mcp_url,

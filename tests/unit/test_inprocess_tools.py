@@ -36,7 +36,15 @@ async def _call(client: Client, name: str, args: dict[str, Any]) -> Any:
 async def test_tools_have_schemas_annotations_and_output_schemas(server) -> None:  # type: ignore[no-untyped-def]
     async with Client(server) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"generate_image", "edit_image", "list_models", "get_job", "cancel_job", "get_usage"}
+    assert set(tools) == {
+        "generate_image",
+        "edit_image",
+        "list_models",
+        "get_job",
+        "cancel_job",
+        "get_usage",
+        "create_upload",
+    }
     gen = tools["generate_image"]
     props = gen.input_schema["properties"]
     assert gen.input_schema["required"] == ["prompt"]

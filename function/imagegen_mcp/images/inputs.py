@@ -1,4 +1,4 @@
-"""Turns the image references callers send (data URL, base64, URL, gs://, earlier output id) into vetted bytes."""
+"""Turns the image references callers send (data URL, base64, URL, gs://, output or upload id) into vetted bytes."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import re
 from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, ImageGenError, invalid
+from ..storage.base import is_upload_id
 from .budget import DecodeBudget, PixelAllowance
 from .imaging import InputPlan, has_alpha, load_input_image, plan_input
 from .types import InputImage
+from .uploads import read_upload
 
 if TYPE_CHECKING:
+    from ..access.caller import Caller
     from ..config import Settings
     from ..storage.base import ImageStore
     from .fetcher import GuardedFetcher
@@ -89,7 +92,7 @@ class InputResolver:
         self._fetcher = fetcher
         self._budget = budget
 
-    async def raw_bytes(self, ref: str) -> bytes:
+    async def raw_bytes(self, ref: str, *, caller: Caller) -> bytes:
         settings = self._settings
         limit = settings.max_input_image_bytes
         if not isinstance(ref, str) or not ref.strip():
@@ -100,6 +103,8 @@ class InputResolver:
             return await decode_base64_off_loop(ref[match.end() :], max_bytes=limit)
         if ref.lower().startswith("data:"):
             raise invalid("data URLs must be base64-encoded (data:image/png;base64,...)")
+        if is_upload_id(ref):
+            return await read_upload(settings, self._store, ref, caller)
         own_id = self._store.resolve_reference(ref)
         if own_id is not None:
             data, _mime = await self._store.read(own_id, max_bytes=limit)
@@ -114,17 +119,18 @@ class InputResolver:
         if "://" in ref[:16]:
             raise invalid(
                 f"unsupported image reference {_describe(ref)!r}: use a data URL, base64, an https URL, "
-                "a gs:// URI or the id of an earlier output"
+                "a gs:// URI, the id of an earlier output or a create_upload id"
             )
         if len(ref) < 64:
             raise ImageGenError(
                 ErrorCode.NOT_FOUND,
-                f"{_describe(ref)!r} is not the id of an output of this server (and too short to be base64 image data)",
+                f"{_describe(ref)!r} is not the id of an output or upload of this server "
+                "(and too short to be base64 image data)",
             )
         return await decode_base64_off_loop(ref, max_bytes=limit)
 
-    async def _plan(self, ref: str) -> tuple[bytes, InputPlan]:
-        data = await self.raw_bytes(ref)
+    async def _plan(self, ref: str, caller: Caller) -> tuple[bytes, InputPlan]:
+        data = await self.raw_bytes(ref, caller=caller)
         settings = self._settings
         plan = await asyncio.to_thread(
             plan_input, data, max_pixels=settings.max_input_pixels, max_bytes=settings.max_input_image_bytes
@@ -143,7 +149,7 @@ class InputResolver:
             )
 
     async def resolve_all(
-        self, refs: list[str], mask: str | None, allowance: PixelAllowance
+        self, refs: list[str], mask: str | None, allowance: PixelAllowance, *, caller: Caller
     ) -> tuple[list[InputImage], InputImage | None]:
         """All inputs concurrently; headers first (the call's pixel cap), then pixels under the decode budget.
 
@@ -152,7 +158,7 @@ class InputResolver:
         all_refs = [*refs, *([mask] if mask is not None else [])]
         names = [f"input image {i + 1}" for i in range(len(refs))] + (["the mask"] if mask is not None else [])
         try:
-            planned = await asyncio.gather(*(self._plan(r) for r in all_refs))
+            planned = await asyncio.gather(*(self._plan(r, caller) for r in all_refs))
             for name, (_data, plan) in zip(names, planned, strict=True):
                 allowance.take(plan.info.width * plan.info.height, name)
             resolved = await asyncio.gather(
