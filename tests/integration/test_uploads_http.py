@@ -192,6 +192,15 @@ async def test_other_key_gets_not_found_and_a_shared_key_can(local: tuple[Server
     await assert_edit_of_the_file(handle, keys["c"], answer["id"])  # a and c are a shared pair
 
 
+async def test_upload_route_behind_functions_framework(tmp_path: Path) -> None:
+    env, keys = bearer_env()
+    with start_server(env, entry="functions-framework") as handle:
+        answer = await create(handle, keys["a"], photo(tmp_path / "ff.png"))
+        done = run_curl(answer["curl"], tmp_path)
+        assert done.returncode == 0 and done.stdout == "200", done
+        await assert_edit_of_the_file(handle, keys["a"], answer["id"])
+
+
 async def test_expired_upload_url_is_refused(tmp_path: Path) -> None:
     env, keys = bearer_env()
     with start_server({**env, "IMAGEGEN_UPLOAD_TTL_SECONDS": "1"}) as handle:
