@@ -1,4 +1,4 @@
-"""create_app(settings, deps) -> ASGI app: /mcp, /healthz, /files, OAuth metadata, Host/Origin and auth checks."""
+"""create_app(settings, deps) -> ASGI app: /mcp, /healthz, /files, /uploads, OAuth metadata, Host/Origin and auth."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -235,6 +235,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     from .deps import build_deps
     from .server import build_server
     from .storage.local import LocalStore
+    from .storage.local_uploads import UploadRefused
 
     configure_logging(settings.log_level)
     deps = deps or build_deps(settings)
@@ -275,6 +276,22 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
             headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
         )
 
+    async def uploads(request: Request) -> Response:
+        """A signed upload PUT of the local store (on GCS the PUT goes to the bucket); 4xx in plain text."""
+        store = deps.store
+        if not isinstance(store, LocalStore):
+            return PlainTextResponse("not found\n", status_code=404)
+        try:
+            await store.uploads.receive(
+                request.path_params["upload_id"], request.query_params, request_headers(request.scope), request.stream()
+            )
+        except UploadRefused as refused:
+            return PlainTextResponse(f"{refused.message}\n", status_code=refused.status)
+        except ClientDisconnect:
+            log.info("client disconnected during an upload")
+            return PlainTextResponse("incomplete body\n", status_code=400)
+        return Response(status_code=200)
+
     async def resource_metadata(request: Request) -> Response:
         resource = f"{state_base(request.scope)}{MCP_PATH}"
         return JSONResponse(deps.auth.protected_resource_metadata(resource))
@@ -294,6 +311,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/files/{image_id}", files, methods=["GET", "HEAD"]),
+        Route("/uploads/{upload_id}", uploads, methods=["PUT"]),
         Route(METADATA_PATH, resource_metadata, methods=["GET"]),
         Route(f"{METADATA_PATH}{MCP_PATH}", resource_metadata, methods=["GET"]),
         Route(MCP_PATH, mcp_route, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),

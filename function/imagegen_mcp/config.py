@@ -67,7 +67,15 @@ class Settings(BaseSettings):
     )
     url_ttl_seconds: int = Field(3600, ge=1, le=MAX_SIGNED_URL_TTL, description="Lifetime of signed URLs.")
     retention_days: int = Field(7, ge=1, le=3650, description="Days outputs are kept (local: swept; gcs: lifecycle).")
-    signing_key: SecretStr | None = Field(None, description="HMAC key for local `/files` links (else a key file).")
+    upload_ttl_seconds: int = Field(
+        900, ge=1, le=86400, description="Lifetime of the signed PUT URL create_upload returns (the upload window)."
+    )
+    upload_retention_days: int = Field(
+        1, ge=1, le=30, description="Days uploads are kept (local: swept; gcs: the `uploads/` lifecycle rule)."
+    )
+    signing_key: SecretStr | None = Field(
+        None, description="HMAC key for local `/files` and `/uploads` links (else a key file)."
+    )
     signing_service_account: str | None = Field(
         None, description="Service account that signs GCS URLs via IAM signBlob (default: the runtime account)."
     )

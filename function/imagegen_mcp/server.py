@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from . import __version__
 from .errors import ErrorCode, ImageGenError, clip
-from .surface import images, jobs, models, prompts, usage
+from .surface import images, jobs, models, prompts, uploads, usage
 from .surface.arguments import check_arguments
 from .surface.framing import Surface
 from .tools import ImageTools
@@ -37,13 +37,15 @@ TOOL_MODULES: tuple[Callable[[Surface], None], ...] = (
     jobs.register,
     models.register,
     prompts.register,
+    uploads.register,
     usage.register,
 )
 
 INSTRUCTIONS = (
     "Generate and edit images. Call list_models to see which models this deployment offers and what each "
     "supports. generate_image returns links (resource_link blocks and structuredContent.images[].url, which "
-    "expire) and a durable id; pass that id to edit_image to keep editing the same image in later calls."
+    "expire) and a durable id; pass that id to edit_image to keep editing the same image in later calls. To edit a "
+    "file on your machine, call create_upload, run the curl command it returns, then pass its id to edit_image."
 )
 
 

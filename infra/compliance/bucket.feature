@@ -26,3 +26,8 @@ Feature: The output bucket is private and expires generated images
     And it must contain condition
     And it must contain age
     And its value must be less and equal than 30
+
+  Scenario: Uploads have a lifecycle rule of their own
+    Given I have google_storage_bucket defined
+    Then it must contain lifecycle_rule
+    And its value must contain uploads/

@@ -41,6 +41,7 @@ def plan(
     ingress_var: str | None = None,
     age: int = 7,
     lifecycle: bool = True,
+    upload_age: int | None = 1,
     pap: str = "enforced",
     ubla: bool = True,
     runtime_sa: str = "imagegen-run-dev@acme-imagegen-dev.iam.gserviceaccount.com",
@@ -48,7 +49,19 @@ def plan(
     project_roles: tuple[str, ...] = ("roles/aiplatform.user",),
 ) -> dict[str, Any]:
     member = f"serviceAccount:{runtime_sa}"
-    rule = [{"action": [{"type": "Delete", "storage_class": ""}], "condition": [{"age": age, "with_state": "ANY"}]}]
+    rule = [
+        {
+            "action": [{"type": "Delete", "storage_class": ""}],
+            "condition": [{"age": age, "matches_prefix": [], "with_state": "ANY"}],
+        }
+    ]
+    if upload_age is not None:  # the uploads/ rule (upload_retention_days)
+        rule.append(
+            {
+                "action": [{"type": "Delete", "storage_class": ""}],
+                "condition": [{"age": upload_age, "matches_prefix": ["uploads/"], "with_state": "ANY"}],
+            }
+        )
     resources = [
         _resource(
             "google_storage_bucket.outputs",

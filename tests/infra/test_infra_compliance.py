@@ -48,6 +48,7 @@ BAD_PLANS = {
     "pap_not_enforced": {"pap": "inherited"},
     "ubla_off": {"ubla": False},
     "no_lifecycle_rule": {"lifecycle": False},
+    "no_uploads_rule": {"upload_age": None},
     "default_compute_sa": {"runtime_sa": "123456789-compute@developer.gserviceaccount.com"},
     "unbounded_instances": {"max_instances": 1000},
     "unknown_ingress": {"ingress": "INGRESS_TRAFFIC_EVERYWHERE"},

@@ -136,9 +136,21 @@ def test_bucket_is_private_uniform_and_expires(module):
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"
     assert bucket.get("force_destroy") is False
-    rule = first(bucket["lifecycle_rule"])
+    rule = bucket["lifecycle_rule"][0]  # the outputs rule (the uploads rule follows)
     assert first(first(rule["action"])["type"]) == "Delete"
     assert first(first(rule["condition"])["age"]) == "${var.retention_days}"
+
+
+def test_uploads_have_their_own_shorter_lifecycle_rule(module):
+    bucket = one(module, "google_storage_bucket")
+    rules = [first(first(rule["condition"])["age"]) for rule in bucket["lifecycle_rule"]]
+    assert rules == ["${var.retention_days}", "${var.upload_retention_days}"]
+    uploads = bucket["lifecycle_rule"][1]
+    assert first(first(uploads["condition"])["matches_prefix"]) == "uploads/"
+    assert first(first(uploads["action"])["type"]) == "Delete"
+    variable = variables(module)["upload_retention_days"]
+    assert first(variable["default"]) == 1
+    assert "var.upload_retention_days <= 30" in first(first(variable["validation"])["condition"])
 
 
 def test_bucket_cors_is_optional(module):

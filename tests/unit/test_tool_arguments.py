@@ -109,6 +109,7 @@ async def test_every_error_result_validates_against_its_tools_output_schema(serv
         "get_job": {"job_id": "no-such-job", "wait_seconds": 0},
         "cancel_job": {"job_id": "no-such-job"},
         "get_usage": {"unexpected": 1},
+        "create_upload": {"mime_type": "image/gif", "size_bytes": 10},
     }
     assert set(failing) == set(tools)
     async with Client(server) as client:

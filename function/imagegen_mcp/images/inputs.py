@@ -1,4 +1,4 @@
-"""Turns the image references callers send (data URL, base64, URL, gs://, earlier output id) into vetted bytes."""
+"""Turns the image references callers send (data URL, base64, URL, gs://, output or upload id) into vetted bytes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 
 from ..access.ownership import may_use
 from ..errors import ErrorCode, ImageGenError, invalid
+from ..storage.base import is_upload_id
 from .budget import DecodeBudget, PixelAllowance
 from .imaging import InputPlan, has_alpha, load_input_image, plan_input
 from .types import InputImage
+from .uploads import read_upload
 
 if TYPE_CHECKING:
     from ..access.caller import Caller
@@ -92,7 +94,7 @@ class InputResolver:
         self._budget = budget
 
     async def raw_bytes(self, ref: str, *, caller: Caller) -> bytes:
-        """The bytes `ref` names; an output of this server only if `caller` may use it (else `not_found`)."""
+        """The bytes `ref` names; an output or upload of this server only if `caller` may use it (else `not_found`)."""
         settings = self._settings
         limit = settings.max_input_image_bytes
         if not isinstance(ref, str) or not ref.strip():
@@ -103,6 +105,8 @@ class InputResolver:
             return await decode_base64_off_loop(ref[match.end() :], max_bytes=limit)
         if ref.lower().startswith("data:"):
             raise invalid("data URLs must be base64-encoded (data:image/png;base64,...)")
+        if is_upload_id(ref):
+            return await read_upload(settings, self._store, ref, caller)
         own_id = self._store.resolve_reference(ref)
         if own_id is not None:
             shared = settings.shared_owners
@@ -117,12 +121,13 @@ class InputResolver:
         if "://" in ref[:16]:
             raise invalid(
                 f"unsupported image reference {_describe(ref)!r}: use a data URL, base64, an https URL, "
-                "a gs:// URI or the id of an earlier output"
+                "a gs:// URI, the id of an earlier output or a create_upload id"
             )
         if len(ref) < 64:
             raise ImageGenError(
                 ErrorCode.NOT_FOUND,
-                f"{_describe(ref)!r} is not the id of an output of this server (and too short to be base64 image data)",
+                f"{_describe(ref)!r} is not the id of an output or upload of this server "
+                "(and too short to be base64 image data)",
             )
         return await decode_base64_off_loop(ref, max_bytes=limit)
 

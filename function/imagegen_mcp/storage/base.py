@@ -1,4 +1,4 @@
-"""The storage seam: how outputs are named, stored, found again and handed out as expiring links."""
+"""The storage seam: how outputs and uploads are named, stored, found again and handed out as expiring links."""
 
 from __future__ import annotations
 
@@ -28,7 +28,29 @@ def is_image_id(value: str) -> bool:
 
 
 def mime_of_id(image_id: str) -> str:
+    """The MIME type an output or upload id names by its extension."""
     return MIME_BY_EXTENSION[image_id.rsplit(".", 1)[-1]]
+
+
+# `up-<output-style id>`: an upload id can never be taken for an output id (those start with a digit).
+UPLOAD_ID_RE = re.compile(r"^up-(\d{8})-(\d{6})-([0-9a-f]{32})\.(png|jpg|webp)$")
+
+
+def new_upload_id(mime_type: str, now: datetime | None = None) -> str:
+    return f"up-{new_image_id(mime_type, now)}"
+
+
+def is_upload_id(value: str) -> bool:
+    return UPLOAD_ID_RE.fullmatch(value) is not None
+
+
+def upload_not_found(upload_id: str) -> ImageGenError:
+    """The one answer for an upload that is missing, not (yet) uploaded, deleted, or someone else's."""
+    return ImageGenError(
+        ErrorCode.NOT_FOUND,
+        f"upload {upload_id[:80]} does not exist: it was never uploaded (or not within its upload window), "
+        "was deleted after the uploads' retention, or belongs to another caller",
+    )
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,16 @@ class SignedUrl:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class UploadTicket:
+    """Where and how the bytes of upload `id` may be PUT: `url` with exactly `headers`, until `expires_at`."""
+
+    id: str
+    url: str
+    headers: Mapping[str, str]
+    expires_at: datetime
+
+
 @runtime_checkable
 class ImageStore(Protocol):
     """Where outputs live. Every method raises `ImageGenError` (`storage_error`, `not_found`, ...)."""
@@ -98,6 +130,22 @@ class ImageStore(Protocol):
 
     async def read_uri(self, uri: str, *, max_bytes: int) -> StoredBytes:
         """Bytes of a `gs://` input from an allowed bucket (`forbidden`/`unsupported` otherwise)."""
+        ...
+
+    async def create_upload(
+        self,
+        *,
+        mime_type: str,
+        size_bytes: int,
+        ttl_seconds: int,
+        metadata: Mapping[str, str],
+        base_url: str | None,
+    ) -> UploadTicket:
+        """A new upload id and a signed PUT of at most `size_bytes` of `mime_type`; `metadata` stays with it."""
+        ...
+
+    async def read_upload(self, upload_id: str, *, max_bytes: int, allow: MetadataCheck) -> bytes:
+        """The uploaded bytes; `upload_not_found` when absent or when `allow(metadata)` is false."""
         ...
 
     async def delete(self, image_id: str) -> None: ...

@@ -1,4 +1,4 @@
-"""The GCS output store: private objects in one bucket, V4 signed GET URLs, allowlisted `gs://` inputs."""
+"""The GCS store: private objects in one bucket, V4 signed GET (outputs) and PUT (uploads) URLs, `gs://` inputs."""
 
 from __future__ import annotations
 
@@ -19,9 +19,13 @@ from .base import (
     SignedUrl,
     StoredBytes,
     StoredImage,
+    UploadTicket,
     is_image_id,
+    is_upload_id,
     new_image_id,
+    new_upload_id,
     output_not_found,
+    upload_not_found,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +40,7 @@ T = TypeVar("T")
 # Hosts of Google's XML API; a signed URL may also come from a private/emulator endpoint (see resolve_reference).
 _GOOGLE_STORAGE_HOSTS = {"storage.googleapis.com", "storage.cloud.google.com"}
 _STARTUP_PROBE_NAME = "startup-check"
+UPLOAD_PREFIX = "uploads/"  # Terraform gives it its own, short lifecycle rule (upload_retention_days)
 
 
 def parse_gs_uri(uri: str) -> tuple[str, str]:
@@ -58,6 +63,10 @@ class GcsStore:
 
     `gs://` inputs: any object of a bucket listed in `input_buckets`; in the output bucket itself only
     objects under `object_prefix` (the service's own outputs), unless the output bucket is listed too.
+
+    Uploads: `uploads/<upload id>`, written by the caller with a signed PUT that binds the content type, the
+    size range (`x-goog-content-length-range`), write-once (`x-goog-if-generation-match: 0`) and the owner
+    (`x-goog-meta-owner`, so the object carries it with no second write). They are read only by upload id.
     """
 
     name = "gcs"
@@ -184,18 +193,57 @@ class GcsStore:
         self._check_id(image_id)
         return await self._sign_name(self._prefix + image_id, ttl_seconds)
 
-    async def _sign_name(self, name: str, ttl_seconds: int) -> SignedUrl:
+    async def _sign_name(
+        self, name: str, ttl_seconds: int, *, method: str = "GET", headers: Mapping[str, str] | None = None
+    ) -> SignedUrl:
+        """A V4 signed URL for `method` on object `name`; the request must carry exactly `headers`."""
         ttl = max(1, min(int(ttl_seconds), MAX_SIGNED_URL_TTL))
 
         def generate() -> SignedUrl:
             signing = self._get_signing()
             expires_at = datetime.now(UTC) + timedelta(seconds=ttl)
             url = self._blob(name).generate_signed_url(
-                version="v4", expiration=timedelta(seconds=ttl), method="GET", credentials=signing
+                version="v4",
+                expiration=timedelta(seconds=ttl),
+                method=method,
+                headers=dict(headers) if headers else None,  # a copy: the library adds Host to it
+                credentials=signing,
             )
             return SignedUrl(url=url, expires_at=expires_at)
 
         return await self._run("signing a URL", generate)
+
+    async def create_upload(
+        self,
+        *,
+        mime_type: str,
+        size_bytes: int,
+        ttl_seconds: int,
+        metadata: Mapping[str, str],
+        base_url: str | None = None,
+    ) -> UploadTicket:
+        if mime_type not in EXTENSIONS:
+            raise ImageGenError(ErrorCode.UNSUPPORTED, f"cannot store uploads of type {mime_type!r}")
+        upload_id = new_upload_id(mime_type)
+        headers = {
+            "Content-Type": mime_type,
+            "x-goog-content-length-range": f"0,{int(size_bytes)}",
+            "x-goog-if-generation-match": "0",
+            **{f"x-goog-meta-{key}": str(value) for key, value in metadata.items()},
+        }
+        signed = await self._sign_name(UPLOAD_PREFIX + upload_id, ttl_seconds, method="PUT", headers=headers)
+        return UploadTicket(id=upload_id, url=signed.url, headers=headers, expires_at=signed.expires_at)
+
+    async def read_upload(self, upload_id: str, *, max_bytes: int, allow: MetadataCheck) -> bytes:
+        if not is_upload_id(upload_id):
+            raise upload_not_found(upload_id)
+        try:
+            found = await self._download(self._bucket_name, UPLOAD_PREFIX + upload_id, max_bytes, allow=allow)
+        except ImageGenError as e:
+            if e.code is ErrorCode.NOT_FOUND:
+                raise upload_not_found(upload_id) from e
+            raise
+        return found.data
 
     async def read(self, image_id: str, *, max_bytes: int, allow: MetadataCheck | None = None) -> StoredBytes:
         self._check_id(image_id)
@@ -225,6 +273,9 @@ class GcsStore:
         bucket, name = parse_gs_uri(uri)
         own = bucket == self._bucket_name
         listed = bucket in self._settings.input_buckets
+        if own and name.startswith(UPLOAD_PREFIX) and not listed:
+            # An upload is read by its id, which checks its owner; its gs:// URI would skip that.
+            raise ImageGenError(ErrorCode.NOT_FOUND, "pass an upload by its id (the `id` create_upload returned)")
         if not listed and not (own and name.startswith(self._prefix)):
             raise ImageGenError(
                 ErrorCode.FORBIDDEN,

@@ -1,4 +1,4 @@
-"""Local folder store: outputs as files, handed out as expiring HMAC-signed `/files/...` links."""
+"""Local folder store: outputs as files, handed out as expiring HMAC-signed `/files/...` links; uploads beside them."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ from .base import (
     SignedUrl,
     StoredBytes,
     StoredImage,
+    UploadTicket,
     is_image_id,
     mime_of_id,
     new_image_id,
     output_not_found,
 )
+from .local_uploads import LocalUploads
 
 
 class LocalStore:
@@ -37,6 +39,7 @@ class LocalStore:
         self._settings = settings
         self.root = Path(settings.local_dir).expanduser().resolve()
         self._key: bytes | None = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
+        self.uploads = LocalUploads(self.root, self._signing_key, settings.upload_retention_days)
 
     # --- helpers ---------------------------------------------------------------------------------------------
     def _path(self, image_id: str) -> Path:
@@ -101,10 +104,13 @@ class LocalStore:
                 leftover.unlink(missing_ok=True)
             raise
 
+    def _base(self, base_url: str | None) -> str:
+        return (base_url or self._settings.public_url or f"http://127.0.0.1:{self._settings.port}").rstrip("/")
+
     async def sign(self, image_id: str, *, ttl_seconds: int, base_url: str | None) -> SignedUrl:
         self._path(image_id)
         expires = int(time.time()) + ttl_seconds
-        base = (base_url or self._settings.public_url or f"http://127.0.0.1:{self._settings.port}").rstrip("/")
+        base = self._base(base_url)
         sig = await asyncio.to_thread(self._signature, image_id, expires)
         return SignedUrl(f"{base}/files/{image_id}?expires={expires}&sig={sig}", datetime.fromtimestamp(expires, UTC))
 
@@ -177,6 +183,31 @@ class LocalStore:
             "gs:// inputs need the gcs store (IMAGEGEN_STORAGE=gcs); this deployment stores locally",
         )
 
+    async def create_upload(
+        self,
+        *,
+        mime_type: str,
+        size_bytes: int,
+        ttl_seconds: int,
+        metadata: Mapping[str, str],
+        base_url: str | None,
+    ) -> UploadTicket:
+        try:
+            return await asyncio.to_thread(
+                lambda: self.uploads.create(
+                    mime_type=mime_type,
+                    size_bytes=size_bytes,
+                    ttl_seconds=ttl_seconds,
+                    metadata=metadata,
+                    base=self._base(base_url),
+                )
+            )
+        except OSError as exc:
+            raise ImageGenError(ErrorCode.STORAGE_ERROR, "could not record the upload in the local store") from exc
+
+    async def read_upload(self, upload_id: str, *, max_bytes: int, allow: MetadataCheck) -> bytes:
+        return await asyncio.to_thread(lambda: self.uploads.read(upload_id, max_bytes=max_bytes, allow=allow))
+
     async def delete(self, image_id: str) -> None:
         path = self._path(image_id)
         await asyncio.to_thread(self._unlink, path)
@@ -187,8 +218,9 @@ class LocalStore:
         path.with_name(f"{path.name}.json").unlink(missing_ok=True)
 
     async def sweep(self, now: float | None = None) -> int:
-        """Delete outputs older than the retention period; returns how many were deleted."""
-        return await asyncio.to_thread(self._sweep, now or time.time())
+        """Delete outputs and uploads older than their retention periods; returns how many were deleted."""
+        when = now or time.time()
+        return await asyncio.to_thread(lambda: self._sweep(when) + self.uploads.sweep(when))
 
     def _sweep(self, now: float) -> int:
         if not self.root.is_dir():

@@ -149,8 +149,9 @@ def register(surface: Surface) -> None:
         title="Edit image",
         description=(
             "Edit one or more images with a text instruction. `images` items may be a data URL, bare base64, an "
-            "https URL, a gs:// URI, or the id/url of an earlier output of this server (keep editing your last "
-            "image by passing its id). Optional `mask` (PNG; transparent pixels mark the area to change)."
+            "https URL, a gs:// URI, the id/url of an earlier output of this server (keep editing your last "
+            "image by passing its id), or the id of a create_upload (for a file on your machine). "
+            "Optional `mask` (PNG; transparent pixels mark the area to change)."
         ),
         annotations=_annotations("Edit image"),
     )

@@ -25,6 +25,7 @@ locals {
       IMAGEGEN_BUCKET                   = google_storage_bucket.outputs.name
       IMAGEGEN_URL_TTL_SECONDS          = tostring(var.url_ttl_seconds)
       IMAGEGEN_RETENTION_DAYS           = tostring(var.retention_days)
+      IMAGEGEN_UPLOAD_RETENTION_DAYS    = tostring(var.upload_retention_days)
       IMAGEGEN_SECRETS                  = "secret-manager"
       IMAGEGEN_SECRET_PROJECT           = var.project_id
       IMAGEGEN_OPENAI_KEY_SECRET        = local.secret_ids.openai

@@ -25,6 +25,19 @@ resource "google_storage_bucket" "outputs" {
     }
   }
 
+  # Uploads (create_upload: inputs PUT by callers, read by the edit that follows within minutes) go sooner,
+  # by their own rule; the rule above still bounds them too. The app advertises the same number as
+  # IMAGEGEN_UPLOAD_RETENTION_DAYS. The prefix is the app's (storage/gcs.py UPLOAD_PREFIX).
+  lifecycle_rule {
+    condition {
+      age            = var.upload_retention_days
+      matches_prefix = ["uploads/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   dynamic "cors" {
     for_each = length(var.cors_origins) > 0 ? [1] : []
     content {
@@ -39,7 +52,8 @@ resource "google_storage_bucket" "outputs" {
 }
 
 # Object admin on THIS bucket only (write outputs, read them back for edits,
-# sign URLs); nothing at project level.
+# sign URLs; a signed upload PUT under uploads/ acts with this grant too);
+# nothing at project level.
 resource "google_storage_bucket_iam_member" "runtime_objects" {
   bucket = google_storage_bucket.outputs.name
   role   = "roles/storage.objectAdmin"

@@ -332,6 +332,17 @@ variable "retention_days" {
   }
 }
 
+variable "upload_retention_days" {
+  description = "Uploads (create_upload, objects under uploads/) are deleted this many days after creation by their own lifecycle rule, and IMAGEGEN_UPLOAD_RETENTION_DAYS says so."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.upload_retention_days >= 1 && var.upload_retention_days <= 30 && floor(var.upload_retention_days) == var.upload_retention_days
+    error_message = "upload_retention_days must be an integer between 1 and 30."
+  }
+}
+
 variable "cors_origins" {
   description = "Origins allowed to GET signed URLs from a browser (CORS on the bucket). Empty list: no CORS block."
   type        = list(string)
