@@ -25,7 +25,8 @@ from imagegen_mcp.access.keys import create_api_key
 from tests.fakes.gcs_server import start_fake_gcs
 from tests.fakes.google_token_server import start_fake_token_server, write_service_account_file
 from tests.fakes.iam_credentials_server import verify_signature
-from tests.integration.test_auth_http import client_for, keys_document
+from tests.integration.test_auth_http import keys_document
+from tests.support.mcp_http import mcp_client
 from tests.support.servers import ServerHandle, start_server
 
 pytestmark = pytest.mark.anyio
@@ -69,12 +70,8 @@ def local() -> Iterator[tuple[ServerHandle, dict[str, str]]]:
 
 
 async def call(handle: ServerHandle, key: str, tool: str, arguments: dict[str, Any]) -> Any:
-    client, http = client_for(handle.mcp_url, {"Authorization": f"Bearer {key}"})
-    try:
-        async with client:
-            return await client.call_tool(tool, arguments)
-    finally:
-        await http.aclose()
+    async with mcp_client(handle.mcp_url, headers={"Authorization": f"Bearer {key}"}) as client:
+        return await client.call_tool(tool, arguments)
 
 
 def run_curl(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
