@@ -3,8 +3,8 @@
 # ---------------------------------------------------------------------------
 #
 # Both serverless shapes (var.deploy_as) are this ONE google_cloud_run_v2_service:
-# Cloud Run functions are Cloud Run services whose revisions Cloud Run builds from
-# source (the provider's build_config block). "service" deploys the Dockerfile's
+# Cloud Run functions are Cloud Run services whose revisions are built from source
+# (the provider's build_config block describes that build). "service" deploys the Dockerfile's
 # image; "function" adds build_config and Cloud Build deploys function/ with
 # `gcloud run deploy --source function --function mcp`. Identity, environment,
 # secrets, IAM, ingress, scaling, labels and URL are therefore shared, not copied.
