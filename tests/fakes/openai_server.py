@@ -96,6 +96,14 @@ class FakeOpenAI(FakeApi):
                 return error_reply(400, "Missing required parameter: 'image'.", "missing_required_parameter")
         if not params.get("prompt"):
             return error_reply(400, "Missing required parameter: 'prompt'.", "missing_required_parameter")
+        model = str(params.get("model") or "")
+        if model in SHUT_DOWN_MODELS:
+            return error_reply(
+                404,
+                f"The model `{model}` has been deprecated, learn more here: https://platform.openai.com/docs/deprecations",
+                "model_not_found",
+                type="invalid_request_error",
+            )
         problem = parameter_problem(params)
         if problem is not None:
             return error_reply(400, problem, "invalid_value")
@@ -132,14 +140,23 @@ class FakeOpenAI(FakeApi):
         }
 
 
-# Size and quality rules as documented per model family (see the sources in catalog.json's notes).
-_FIXED_SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
+# Image models OpenAI's deprecations page lists as shut down (2026-05-12, 2026-10-23, 2026-12-01): the API
+# answers 404 model_not_found for them.
+SHUT_DOWN_MODELS = frozenset(
+    {
+        "dall-e-2",
+        "dall-e-3",
+        "gpt-image-1",
+        "gpt-image-1.5",
+        "gpt-image-1.5-2025-12-16",
+        "gpt-image-1-mini",
+        "chatgpt-image-latest",
+    }
+)
+
+# Size and quality rules as documented for the gpt-image-2 family (see the sources in catalog.json's notes).
 _BASIC_QUALITIES = {"low", "medium", "high", "auto"}
 _TIERED_QUALITIES = _BASIC_QUALITIES | {"xhigh", "max"}
-
-
-def _flexible(model: str) -> bool:
-    return model.startswith("gpt-image-2")
 
 
 def parameter_problem(params: dict[str, Any]) -> str | None:
@@ -151,8 +168,6 @@ def parameter_problem(params: dict[str, Any]) -> str | None:
     qualities = _TIERED_QUALITIES if tiered else _BASIC_QUALITIES
     if quality not in qualities:
         return f"Invalid value: '{quality}'. Supported values are: {sorted(qualities)}"
-    if not _flexible(model):
-        return None if size in _FIXED_SIZES else f"Invalid size '{size}' for {model}."
     if size == "auto":
         return None
     width, height = (int(v) for v in size.split("x"))

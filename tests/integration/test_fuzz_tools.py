@@ -38,7 +38,7 @@ HTTP_TIMEOUT = 20.0
 
 MODELS = [
     "openai/gpt-image-1",
-    "openai/gpt-image-1.5",
+    "openai/gpt-image-2.6-sunburst",
     "openai/gpt-image-2",
     "local/placeholder",
     "google/gemini-3-pro-image-preview",
@@ -86,7 +86,7 @@ common_arguments = {
 }
 # Plausible calls (a good share must get through validation to the upstream, storage and preview paths) ...
 plausible_arguments = {
-    "model": st.sampled_from(["openai/gpt-image-1", "openai/gpt-image-1.5", "openai/gpt-image-1-mini"]),
+    "model": st.sampled_from(["openai/gpt-image-1", "openai/gpt-image-2.6-sunburst", "openai/gpt-image-2.6-flare"]),
     "n": st.integers(min_value=1, max_value=2),
     "aspect_ratio": st.sampled_from(["1:1", "3:2", "2:3"]),
     "quality": st.sampled_from(["low", "medium", "high", "auto"]),

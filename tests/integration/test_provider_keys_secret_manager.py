@@ -29,7 +29,7 @@ CASES: list[tuple[type, Callable[..., Any], str, str, str, str, str]] = [
         openai_server.DEFAULT_KEY,
         "imagegen-openai-api-key",
         "openai_base_url",
-        "openai/gpt-image-1.5",
+        "openai/gpt-image-2.6-sunburst",
         "openai",
     ),
     (

@@ -38,7 +38,7 @@ def provider_for(
 async def test_generate_sends_documented_body_and_returns_images(fake: tuple[str, FakeOpenAI]) -> None:
     provider = provider_for(fake)
     request = request_for(
-        "openai/gpt-image-1.5", "openai", aspect_ratio="3:2", quality="high", background="transparent", n=1
+        "openai/gpt-image-2.6-sunburst", "openai", aspect_ratio="3:2", quality="high", background="transparent", n=1
     )
     result = await provider.generate(request)
 
@@ -46,10 +46,10 @@ async def test_generate_sends_documented_body_and_returns_images(fake: tuple[str
     assert (sent.method, sent.path) == ("POST", "/v1/images/generations")
     assert sent.headers["authorization"] == f"Bearer {DEFAULT_KEY}"
     assert sent.json() == {
-        "model": "gpt-image-1.5",
+        "model": "gpt-image-2.6-sunburst",
         "prompt": "a red bicycle leaning on a wall",
         "n": 1,
-        "size": "1536x1024",
+        "size": "1248x832",
         "quality": "high",
         "background": "transparent",
         "output_format": "png",
@@ -57,19 +57,25 @@ async def test_generate_sends_documented_body_and_returns_images(fake: tuple[str
     assert len(result.images) == 1
     assert result.images[0].mime_type == "image/png"
     assert image_size(result.images[0].data) == (64, 64)
-    assert result.details["size"] == "1536x1024"
+    assert result.details["size"] == "1248x832"
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("aspect", "size"), [("1:1", "1024x1024"), ("2:3", "1024x1536"), ("3:2", "1536x1024")])
-async def test_fixed_size_models_map_aspect_ratios(fake: tuple[str, FakeOpenAI], aspect: str, size: str) -> None:
-    await provider_for(fake).generate(request_for("openai/gpt-image-1-mini", "openai", aspect_ratio=aspect))
-    assert fake[1].api_requests()[-1].json()["size"] == size
+@pytest.mark.parametrize(("aspect", "size"), [("1:1", "1024x1024"), ("2:3", "832x1248"), ("3:2", "1248x832")])
+async def test_an_aspect_ratio_alone_gets_the_1k_size(fake: tuple[str, FakeOpenAI], aspect: str, size: str) -> None:
+    await provider_for(fake).generate(request_for("openai/gpt-image-2.6-flare", "openai", aspect_ratio=aspect))
+    assert fake[1].api_requests()[-1].json()["size"] == size == flexible_size(aspect, "1K")
+
+
+@pytest.mark.anyio
+async def test_a_size_tier_alone_is_square(fake: tuple[str, FakeOpenAI]) -> None:
+    await provider_for(fake).generate(request_for("openai/gpt-image-2.6-flare", "openai", image_size="2K"))
+    assert fake[1].api_requests()[-1].json()["size"] == "2048x2048"
 
 
 @pytest.mark.anyio
 async def test_no_aspect_ratio_leaves_size_to_the_api(fake: tuple[str, FakeOpenAI]) -> None:
-    await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai", output_format="webp"))
+    await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai", output_format="webp"))
     body = fake[1].api_requests()[-1].json()
     assert "size" not in body
     assert body["output_format"] == "webp"
@@ -77,7 +83,9 @@ async def test_no_aspect_ratio_leaves_size_to_the_api(fake: tuple[str, FakeOpenA
 
 @pytest.mark.anyio
 async def test_several_images_in_one_call(fake: tuple[str, FakeOpenAI]) -> None:
-    result = await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai", n=3, output_format="jpeg"))
+    result = await provider_for(fake).generate(
+        request_for("openai/gpt-image-2.6-sunburst", "openai", n=3, output_format="jpeg")
+    )
     assert len(fake[1].api_requests()) == 1
     assert fake[1].api_requests()[0].json()["n"] == 3
     assert [img.mime_type for img in result.images] == ["image/jpeg"] * 3
@@ -107,7 +115,7 @@ async def test_edit_is_multipart_with_all_images_and_the_mask(fake: tuple[str, F
     first, second = input_image(40, 30), input_image(20, 20, "JPEG")
     mask = input_image(40, 30)
     request = request_for(
-        "openai/gpt-image-1.5", "openai", "make it blue", images=(first, second), mask=mask, n=2, quality="low"
+        "openai/gpt-image-2.6-sunburst", "openai", "make it blue", images=(first, second), mask=mask, n=2, quality="low"
     )
     result = await provider_for(fake).generate(request)
 
@@ -115,7 +123,7 @@ async def test_edit_is_multipart_with_all_images_and_the_mask(fake: tuple[str, F
     assert sent.path == "/v1/images/edits"
     assert sent.headers["content-type"].startswith("multipart/form-data")
     assert sent.fields() == {
-        "model": "gpt-image-1.5",
+        "model": "gpt-image-2.6-sunburst",
         "prompt": "make it blue",
         "n": "2",
         "quality": "low",
@@ -133,7 +141,9 @@ async def test_edit_is_multipart_with_all_images_and_the_mask(fake: tuple[str, F
 
 @pytest.mark.anyio
 async def test_non_png_mask_is_converted_to_png(fake: tuple[str, FakeOpenAI]) -> None:
-    request = request_for("openai/gpt-image-1.5", "openai", images=(input_image(),), mask=input_image(40, 30, "JPEG"))
+    request = request_for(
+        "openai/gpt-image-2.6-sunburst", "openai", images=(input_image(),), mask=input_image(40, 30, "JPEG")
+    )
     await provider_for(fake).generate(request)
     mask = next(data for name, _, data in fake[1].api_requests()[0].files() if name == "mask")
     assert mask.startswith(b"\x89PNG") and image_size(mask) == (40, 30)
@@ -147,7 +157,7 @@ async def test_url_outputs_are_fetched_through_the_guarded_fetcher() -> None:
         # Watch the connector of the provider's own fetcher.
         fetcher, connector = routed_fetcher(fake)
         object.__setattr__(provider._ctx, "fetcher", fetcher)
-        result = await provider.generate(request_for("openai/gpt-image-1.5", "openai", n=2))
+        result = await provider.generate(request_for("openai/gpt-image-2.6-sunburst", "openai", n=2))
     assert len(result.images) == 2
     assert [ip for ip, _, _ in connector.calls] == [PUBLIC_IP, PUBLIC_IP]
     downloads = [r for r in fake.requests if r.path.startswith("/files/")]
@@ -162,7 +172,7 @@ async def test_content_policy_refusal_is_content_blocked(fake: tuple[str, FakeOp
         error_reply(400, "Your request was rejected by the safety system. safety_violations=[violence].", code)
     )
     with pytest.raises(ImageGenError) as info:
-        await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai"))
+        await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai"))
     assert info.value.code is ErrorCode.CONTENT_BLOCKED
     assert "safety_violations=[violence]" in info.value.message
     assert info.value.details["upstream_code"] == code
@@ -176,7 +186,7 @@ async def test_rejected_key_is_misconfigured_and_never_echoed(
     caplog.set_level(logging.DEBUG)
     wrong = "sk-wrong-key-DO-NOT-LEAK-123456"
     with pytest.raises(ImageGenError) as info:
-        await provider_for(fake, key=wrong).generate(request_for("openai/gpt-image-1.5", "openai"))
+        await provider_for(fake, key=wrong).generate(request_for("openai/gpt-image-2.6-sunburst", "openai"))
     assert info.value.code is ErrorCode.MISCONFIGURED
     assert "the OpenAI key configured for this deployment was rejected" in info.value.message
     assert not info.value.retryable
@@ -189,7 +199,7 @@ async def test_rejected_key_is_misconfigured_and_never_echoed(
 async def test_bad_request_message_is_passed_on_trimmed(fake: tuple[str, FakeOpenAI]) -> None:
     fake[1].script(error_reply(400, "Invalid size 'x'.\n" + "y" * 1000, "invalid_value"))
     with pytest.raises(ImageGenError) as info:
-        await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai"))
+        await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai"))
     assert info.value.code is ErrorCode.INVALID_ARGUMENT
     assert info.value.message.startswith("OpenAI rejected the request: Invalid size 'x'. yyy")
     assert len(info.value.message) < 400
@@ -201,7 +211,7 @@ async def test_429_retry_after_is_honoured_then_succeeds(fake: tuple[str, FakeOp
     limited.headers["Retry-After"] = "1"
     fake[1].script(limited)
     started = time.monotonic()
-    result = await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai"))
+    result = await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai"))
     assert time.monotonic() - started >= 0.95
     assert len(result.images) == 1
     assert len(fake[1].api_requests()) == 2
@@ -213,7 +223,7 @@ async def test_429_whose_retry_after_exceeds_the_deadline_goes_to_the_caller(fak
     limited.headers["Retry-After"] = email.utils.formatdate(time.time() + 120, usegmt=True)
     fake[1].script(limited)
     with pytest.raises(ImageGenError) as info:
-        await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai", deadline=10))
+        await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai", deadline=10))
     assert info.value.code is ErrorCode.RATE_LIMITED
     assert 100 < (info.value.retry_after_seconds or 0) <= 120
     assert len(fake[1].api_requests()) == 1
@@ -222,7 +232,7 @@ async def test_429_whose_retry_after_exceeds_the_deadline_goes_to_the_caller(fak
 @pytest.mark.anyio
 async def test_500_then_success_is_retried(fake: tuple[str, FakeOpenAI]) -> None:
     fake[1].script(error_reply(500, "The server had an error", None))
-    result = await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai"))
+    result = await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai"))
     assert len(result.images) == 1
     assert len(fake[1].api_requests()) == 2
 
@@ -231,7 +241,7 @@ async def test_500_then_success_is_retried(fake: tuple[str, FakeOpenAI]) -> None
 async def test_persistent_500_gives_up_after_max_attempts(fake: tuple[str, FakeOpenAI]) -> None:
     fake[1].script(*[error_reply(502, "bad gateway", None) for _ in range(5)])
     with pytest.raises(ImageGenError) as info:
-        await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai"))
+        await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai"))
     assert info.value.code is ErrorCode.UPSTREAM_ERROR and info.value.retryable
     assert len(fake[1].api_requests()) == 3
 
@@ -240,7 +250,7 @@ async def test_persistent_500_gives_up_after_max_attempts(fake: tuple[str, FakeO
 async def test_slow_attempt_times_out_and_the_retry_succeeds(fake: tuple[str, FakeOpenAI]) -> None:
     fake[1].script(Reply(json={"data": []}, hang=3.0))
     provider = provider_for(fake, upstream_timeout_seconds=0.5)
-    result = await provider.generate(request_for("openai/gpt-image-1.5", "openai", deadline=20))
+    result = await provider.generate(request_for("openai/gpt-image-2.6-sunburst", "openai", deadline=20))
     assert len(result.images) == 1
     assert len(fake[1].api_requests()) == 2
 
@@ -250,7 +260,7 @@ async def test_timeouts_until_the_deadline_are_upstream_timeout(fake: tuple[str,
     fake[1].script(*[Reply(json={"data": []}, hang=30.0) for _ in range(3)])
     started = time.monotonic()
     with pytest.raises(ImageGenError) as info:
-        await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai", deadline=1.5))
+        await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai", deadline=1.5))
     assert info.value.code is ErrorCode.UPSTREAM_TIMEOUT
     clearly_before(time.monotonic() - started, 30.0, "the 1.5 s deadline must cut a 30 s hang")
 
@@ -259,7 +269,7 @@ async def test_timeouts_until_the_deadline_are_upstream_timeout(fake: tuple[str,
 async def test_malformed_json_is_upstream_error(fake: tuple[str, FakeOpenAI]) -> None:
     fake[1].script(*[Reply(body=b"{not json", content_type="application/json") for _ in range(3)])
     with pytest.raises(ImageGenError) as info:
-        await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai"))
+        await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai"))
     assert info.value.code is ErrorCode.UPSTREAM_ERROR
     assert "malformed JSON" in info.value.message
 
@@ -272,7 +282,7 @@ async def test_malformed_json_is_upstream_error(fake: tuple[str, FakeOpenAI]) ->
 async def test_answer_without_an_image_is_upstream_error(fake: tuple[str, FakeOpenAI], body: dict) -> None:
     fake[1].script(*[Reply(json=body) for _ in range(3)])
     with pytest.raises(ImageGenError) as info:
-        await provider_for(fake).generate(request_for("openai/gpt-image-1.5", "openai"))
+        await provider_for(fake).generate(request_for("openai/gpt-image-2.6-sunburst", "openai"))
     assert info.value.code is ErrorCode.UPSTREAM_ERROR
 
 
@@ -283,7 +293,7 @@ async def test_availability_names_where_the_key_goes(fake: tuple[str, FakeOpenAI
     assert missing.reason == "no OpenAI API key configured (set OPENAI_API_KEY)"
     assert (await provider_for(fake).availability()).available
     with pytest.raises(ImageGenError) as info:
-        await provider_for(fake, key=None).generate(request_for("openai/gpt-image-1.5", "openai"))
+        await provider_for(fake, key=None).generate(request_for("openai/gpt-image-2.6-sunburst", "openai"))
     assert info.value.code is ErrorCode.MISCONFIGURED
     assert fake[1].api_requests() == []
 
@@ -295,6 +305,39 @@ async def test_retired_gpt_image_1_is_served_by_its_replacement(fake: tuple[str,
     sent = fake[1].api_requests()[0].json()
     assert sent["model"] == "gpt-image-2.5-flare"
     assert sent["size"] == "1248x832"  # flexible sizing now, since the replacement takes flexible sizes
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("model", "upstream"),
+    [
+        ("openai/gpt-image-1.5", "gpt-image-2.6-sunburst"),
+        ("openai/chatgpt-image-latest", "gpt-image-2.6-sunburst"),
+        ("openai/gpt-image-1-mini", "gpt-image-2.6-flare"),
+    ],
+)
+async def test_models_shut_down_on_2026_12_01_are_served_by_their_replacement(
+    fake: tuple[str, FakeOpenAI], model: str, upstream: str
+) -> None:
+    # OpenAI's deprecations page: shut down Dec 1, 2026; replacement "gpt-image-2.6-sunburst or gpt-image-2.6-flare".
+    result = await provider_for(fake).generate(
+        request_for(model, "openai", aspect_ratio="16:9", image_size="4K", quality="max")
+    )
+    sent = fake[1].api_requests()[0].json()
+    assert (sent["model"], sent["size"], sent["quality"]) == (upstream, flexible_size("16:9", "4K"), "max")
+    assert len(result.images) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("upstream", ["gpt-image-1.5", "gpt-image-1-mini", "chatgpt-image-latest", "gpt-image-1"])
+async def test_fake_refuses_shut_down_models_like_the_api(fake: tuple[str, FakeOpenAI], upstream: str) -> None:
+    """The fake can fail the remapping tests: a shut-down id sent upstream gets OpenAI's 404 model_not_found."""
+    request = request_for("openai/gpt-image-2.6-sunburst", "openai")
+    with pytest.raises(ImageGenError) as info:
+        await provider_for(fake).generate(replace(request, upstream_id=upstream))
+    assert info.value.code is ErrorCode.MISCONFIGURED
+    assert "does not know the requested model" in info.value.message and upstream in info.value.message
+    assert len(fake[1].api_requests()) == 1, "a 404 is not retried"
 
 
 @pytest.mark.anyio
@@ -329,8 +372,8 @@ async def test_gpt_image_2_5_and_2_6_take_every_catalogued_size_and_quality(
 
 @pytest.mark.anyio
 async def test_fake_refuses_a_quality_the_older_models_do_not_document(fake: tuple[str, FakeOpenAI]) -> None:
-    """The fake's rules can fail: xhigh is a 2.5/2.6 quality, and gpt-image-1.5 gets a 400 for it."""
-    request = request_for("openai/gpt-image-1.5", "openai")  # the catalog itself would refuse xhigh here
+    """The fake's rules can fail: xhigh is a 2.5/2.6 quality, and gpt-image-2 gets a 400 for it."""
+    request = request_for("openai/gpt-image-2", "openai")  # the catalog itself would refuse xhigh here
     bad = replace(request, options=replace(request.options, quality="xhigh"))
     with pytest.raises(ImageGenError) as info:
         await provider_for(fake).generate(bad)

@@ -81,7 +81,7 @@ def endpoint(upstreams: dict[str, Any], tmp_path, request: pytest.FixtureRequest
 
 
 CASES = [
-    ("openai", "openai/gpt-image-1.5"),
+    ("openai", "openai/gpt-image-2.6-sunburst"),
     ("openrouter", "openai/gpt-5-image"),
     ("openrouter", "black-forest-labs/flux.2-pro"),
     ("replicate", "black-forest-labs/flux.2-flex"),
@@ -130,10 +130,40 @@ async def test_missing_secret_marks_models_unavailable_and_calls_misconfigured(
         async with Client(f"{endpoint}/mcp") as client:
             listing = (await client.call_tool("list_models", {})).structured_content
             result = await client.call_tool("generate_image", {"prompt": "x", "model": "openai/gpt-5-image"})
-            healthy = await client.call_tool("generate_image", {"prompt": "x", "model": "openai/gpt-image-1.5"})
+            healthy = await client.call_tool(
+                "generate_image", {"prompt": "x", "model": "openai/gpt-image-2.6-sunburst"}
+            )
     finally:
         sm.set("imagegen-openrouter-api-key", KEYS["imagegen-openrouter-api-key"])
     by_id = {m["id"]: m for m in listing["models"]}
     assert by_id["openai/gpt-5-image"]["available"] is False
     assert result.structured_content["error"]["code"] == "misconfigured"
     assert not healthy.is_error
+
+
+# OpenAI's deprecations page: shut down on 2026-12-01, replacement "gpt-image-2.6-sunburst or gpt-image-2.6-flare".
+RETIRED = {
+    "openai/gpt-image-1.5": "openai/gpt-image-2.6-sunburst",
+    "openai/chatgpt-image-latest": "openai/gpt-image-2.6-sunburst",
+    "openai/gpt-image-1-mini": "openai/gpt-image-2.6-flare",
+}
+
+
+@pytest.mark.parametrize("endpoint", ["openai"], indirect=True)
+async def test_models_shut_down_upstream_are_listed_as_replaced_and_served_by_the_replacement(
+    endpoint: str, upstreams: dict[str, Any]
+) -> None:
+    fake = upstreams["openai"][1]
+    async with Client(f"{endpoint}/mcp") as client:
+        listing = (await client.call_tool("list_models", {})).structured_content
+        result = await client.call_tool(
+            "generate_image", {"prompt": "a paper crane", "model": "openai/gpt-image-1.5", "aspect_ratio": "16:9"}
+        )
+    by_id = {m["id"]: m for m in listing["models"]}
+    assert {model_id: by_id[model_id].get("replaced_by") for model_id in RETIRED} == RETIRED
+    assert all(by_id[model_id]["available"] for model_id in RETIRED)
+    assert not result.is_error, result.structured_content
+    assert result.structured_content["model"] == "openai/gpt-image-1.5"
+    sent = [r.json() for r in fake.requests if r.path == "/v1/images/generations"][-1]
+    assert sent["model"] == "gpt-image-2.6-sunburst"
+    assert sent["size"] == "1360x768"

@@ -13,8 +13,14 @@ NEW_OPENAI = [
     "openai/gpt-image-2.5-flare-2026-09-08",
     "openai/gpt-image-2.6-sunburst",
     "openai/gpt-image-2.6-flare",
-    "openai/chatgpt-image-latest",
 ]
+
+# OpenAI's deprecations page: shut down on 2026-12-01, "gpt-image-2.6-sunburst or gpt-image-2.6-flare" for each.
+RETIRED_2026_12_01 = {
+    "openai/gpt-image-1.5": "openai/gpt-image-2.6-sunburst",
+    "openai/chatgpt-image-latest": "openai/gpt-image-2.6-sunburst",
+    "openai/gpt-image-1-mini": "openai/gpt-image-2.6-flare",
+}
 
 
 def test_every_curated_entry_has_source_and_checked_date() -> None:
@@ -47,14 +53,28 @@ def test_gpt_image_1_maps_to_the_replacement_openai_recommends() -> None:
     assert retired.capabilities == catalog.get("openai/gpt-image-2.5-flare").capabilities
 
 
-def test_replacements_and_flexible_sizes_are_consistent() -> None:
+def test_models_shut_down_on_2026_12_01_are_served_by_a_named_replacement() -> None:
+    catalog = load_catalog()
+    for model_id, replacement_id in RETIRED_2026_12_01.items():
+        retired, replacement = catalog.get(model_id), catalog.get(replacement_id)
+        assert retired.replaced_by == replacement_id
+        assert retired.offers == replacement.offers
+        assert retired.capabilities == replacement.capabilities
+        assert retired.pricing == replacement.pricing
+        assert retired.title.endswith("(retired upstream)")
+        assert retired.checked == "2026-12-01"
+        assert retired.notes and replacement_id.removeprefix("openai/") in retired.notes
+
+
+def test_replacements_and_openai_sizes_are_consistent() -> None:
     catalog = load_catalog()
     for spec in catalog:
         if spec.replaced_by:
             assert catalog.find(spec.replaced_by) is not None, spec.id
-        if spec.extra.get("openai_sizes") == "flexible":
-            # The adapter's flexible mapping needs a tier for every size the caller may name.
+        if spec.offer_for("openai") is not None:
+            # The adapter maps every OpenAI model to a flexible size: it needs a tier for every size named.
             assert set(spec.capabilities.image_sizes) <= {"1K", "2K", "4K"}, spec.id
+            assert spec.capabilities.image_sizes, spec.id
 
 
 def test_documented_prices_keep_their_source() -> None:

@@ -211,7 +211,7 @@ async def test_bad_input_is_a_typed_error(server, name: str, args: dict[str, Any
 async def test_unsupported_option_says_what_is_supported(server) -> None:  # type: ignore[no-untyped-def]
     async with Client(server) as client:
         result = await _call(
-            client, "generate_image", {"prompt": "x", "model": "openai/gpt-image-1.5", "aspect_ratio": "21:9"}
+            client, "generate_image", {"prompt": "x", "model": "openai/gpt-5-image", "aspect_ratio": "21:9"}
         )
     error = result.structured_content["error"]
     assert error["code"] == "unsupported"

@@ -15,11 +15,9 @@ from .base import ImageRequest, ProducedImage, ProviderResult
 
 VENDOR = "OpenAI"
 
-# Models with a fixed size set (gpt-image-1.x): the three sizes the API takes.
-FIXED_SIZES = {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"}
-
-# Models with flexible sizes (gpt-image-2 family): edges multiples of 16, long edge ≤ 3840,
-# long/short ≤ 3, 655,360 … 8,294,400 pixels. Tier → target pixel count.
+# Every model the catalog sends here takes flexible sizes (the gpt-image-2 family; the fixed-size
+# gpt-image-1.x models are shut down): edges multiples of 16, long edge ≤ 3840, long/short ≤ 3,
+# 655,360 … 8,294,400 pixels. Tier → target pixel count.
 _TIER_PIXELS = {"1K": 1024 * 1024, "2K": 2048 * 2048, "4K": 8_294_400}
 _MIN_PIXELS, _MAX_PIXELS, _MAX_EDGE = 655_360, 8_294_400, 3840
 
@@ -60,13 +58,9 @@ class OpenAIImagesProvider(upstream_http.KeyedProvider):
 
     def _size(self, request: ImageRequest) -> str | None:
         options = request.options
-        if request.model.extra.get("openai_sizes") == "flexible":
-            if options.aspect_ratio is None and options.image_size is None:
-                return None
-            return flexible_size(options.aspect_ratio or "1:1", options.image_size or "1K")
-        if options.aspect_ratio is None:
+        if options.aspect_ratio is None and options.image_size is None:
             return None  # the API's "auto" (for edits: follows the input image)
-        return FIXED_SIZES[options.aspect_ratio]
+        return flexible_size(options.aspect_ratio or "1:1", options.image_size or "1K")
 
     def _fields(self, request: ImageRequest) -> dict[str, Any]:
         options = request.options
