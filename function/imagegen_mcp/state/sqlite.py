@@ -26,6 +26,27 @@ T = TypeVar("T")
 BUSY_TIMEOUT_SECONDS = 30.0
 SWEEP_EVERY_WRITES = 500
 INLINE_MAX_CHARS = 256 * 1024  # JSON of a document handled on the event loop (~1 ms of json work at most)
+LARGE_KEYS_KEPT = 4096
+
+
+def _larger_than(value: Any, limit: int) -> bool:
+    """Whether `value` as JSON would be over `limit` characters, judged from its strings without serializing it."""
+    stack, total = [value], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item) + sum(len(str(k)) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            total += 2 + len(item)
+            stack.extend(item)
+        else:
+            total += 24
+        if total > limit:
+            return True
+    return False
 
 
 def _now() -> float:
@@ -61,6 +82,7 @@ class SQLiteStateStore:
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.execute(_SCHEMA)
         self._on_loop = False  # set while a transaction runs on the event loop (under the lock)
+        self._large: set[tuple[str, str]] = set()  # documents seen over INLINE_MAX_CHARS: always in a thread
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so a read-modify-write holds the write lock.
@@ -74,19 +96,31 @@ class SQLiteStateStore:
         return self._db
 
     def _read(self, conn: sqlite3.Connection, collection: str, key: str) -> tuple[dict[str, Any], float] | None:
+        if self._on_loop and (collection, key) in self._large:
+            raise _Deferred
         row = conn.execute(
             "SELECT data, expires_at FROM documents WHERE collection = ? AND key = ?", (collection, key)
         ).fetchone()
         if row is None or row[1] <= _now():
             return None
-        if self._on_loop and len(row[0]) > INLINE_MAX_CHARS:
-            raise _Deferred
+        if len(row[0]) > INLINE_MAX_CHARS:
+            self._remember_large(collection, key)
+            if self._on_loop:
+                raise _Deferred
         return json.loads(row[0]), row[1]
 
+    def _remember_large(self, collection: str, key: str) -> None:
+        if len(self._large) >= LARGE_KEYS_KEPT:
+            self._large.clear()  # forgetting only costs one more read on the loop before the thread takes over
+        self._large.add((collection, key))
+
     def _write(self, conn: sqlite3.Connection, collection: str, key: str, data: dict[str, Any], expires: float) -> None:
-        text = json.dumps(data, separators=(",", ":"))
-        if self._on_loop and len(text) > INLINE_MAX_CHARS:
+        if self._on_loop and _larger_than(data, INLINE_MAX_CHARS):
+            self._remember_large(collection, key)
             raise _Deferred
+        text = json.dumps(data, separators=(",", ":"))
+        if len(text) > INLINE_MAX_CHARS:
+            self._remember_large(collection, key)
         conn.execute(
             "INSERT OR REPLACE INTO documents (collection, key, data, expires_at) VALUES (?, ?, ?, ?)",
             (collection, key, text, expires),
