@@ -82,7 +82,7 @@ def write_report(report: dict[str, Any], path: Path) -> None:
 
 
 DOC_FILES = ("README.md", "docs/performance.md")
-_BLOCK = re.compile(r"(<!-- generated: python -m bench -->\n)(.*?)(\n<!-- end generated -->)", re.S)
+_BLOCK = re.compile(r"(<!-- generated: python -m bench -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 
 def docs_block(report: dict[str, Any]) -> str:
@@ -112,7 +112,7 @@ def update_docs(report: dict[str, Any], root: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
         if not _BLOCK.search(text):
             raise ValueError(f"{name} has no <!-- generated: python -m bench --> block")
-        updated = _BLOCK.sub(lambda m: m.group(1) + block + m.group(3), text)
+        updated = _BLOCK.sub(lambda m: m.group(1) + block + "\n" + m.group(3), text)
         if updated != text:
             path.write_text(updated, encoding="utf-8")
             changed.append(name)
