@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:  # the fakes live in tests/ at the repository root
     sys.path.insert(0, str(ROOT))
 
 from .procs import start_fake_upstream  # noqa: E402
-from .report import build_report, table, write_report  # noqa: E402
+from .report import build_report, table, update_docs, write_report  # noqa: E402
 from .scenarios import (  # noqa: E402
     Plan,
     Row,
@@ -38,6 +38,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-gcs", action="store_true", help="skip the GCS-store cells (fake-gcs-server)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of the warm run")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON report path (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="rewrite the performance tables of README.md and docs/performance.md from this run (not --quick)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="from_report",
+        type=Path,
+        default=None,
+        help="do not run: print (and with --update-docs, write to the docs) the table of this JSON report",
+    )
     return parser.parse_args(argv)
 
 
@@ -51,7 +63,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[Row] = []
     results: dict[str, Any] = {}
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    # The raw py-spy profiles (collapsed stacks) stay beside the JSON report.
+    workdir = (args.out or DEFAULT_OUT).parent / "profiles"
+    workdir.mkdir(parents=True, exist_ok=True)
     with start_fake_upstream(plan.warm_image_bytes) as upstream:
         steps: list[tuple[str, str, Callable[[], tuple[dict[str, Any], list[Row]]]]] = [
             ("cold", "cold_start", lambda: cold_start(plan, upstream)),
@@ -72,12 +86,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    report = run(args)
-    out = args.out or DEFAULT_OUT
-    write_report(report, out)
+    if args.update_docs and args.quick:
+        print("--update-docs needs a full run (the --quick figures mean little)", file=sys.stderr)
+        return 2
+    if args.from_report is not None:
+        report = json.loads(args.from_report.read_text(encoding="utf-8"))
+        out = args.from_report
+    else:
+        report = run(args)
+        out = args.out or DEFAULT_OUT
+        write_report(report, out)
 
     print(table([Row(**row) for row in report["rows"]]))
     print(f"\nreport: {out}  ({report['duration_s']} s)")
+    if args.update_docs:
+        changed = update_docs(report, ROOT)
+        print("docs: " + (", ".join(changed) + " updated" if changed else "up to date"))
     missed = report["targets_missed"]
     if missed:
         print("targets missed: " + "; ".join(missed))

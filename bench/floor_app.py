@@ -1,10 +1,25 @@
-"""The benchmark floor: a bare MCPServer with one trivial tool, served like the endpoint (uvicorn `app`, ff `mcp`)."""
+"""The benchmark floors: a bare MCPServer served like the endpoint (uvicorn `app`, ff `mcp`), with two tools.
+
+`echo` is the floor of the MCP transport itself; `payload` adds only the per-image work no proxying endpoint can
+avoid (fetch the upstream JSON, base64-decode, check the PNG header, one file write, one HMAC signature): the
+"payload floor" the endpoint's CPU per call is held to.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import base64
+import hashlib
+import hmac
+import itertools
+import shutil
+import struct
 import sys
+import tempfile
+from pathlib import Path
 
+import httpx2
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -21,6 +36,30 @@ async def echo(text: str, delay: float = 0.0) -> str:
     if delay > 0:
         await asyncio.sleep(min(delay, 30.0))
     return text
+
+
+_OUT = Path(tempfile.mkdtemp(prefix="bench-floor-payload-"))
+atexit.register(shutil.rmtree, _OUT, ignore_errors=True)
+_NAMES = itertools.count()
+_KEY = b"bench-floor-signing-key"
+_http: httpx2.AsyncClient | None = None
+
+
+@server.tool(name="payload", description="Fetch one image from an OpenAI-format upstream, store it, sign a link.")
+async def payload(url: str) -> str:
+    global _http
+    if _http is None:
+        _http = httpx2.AsyncClient(trust_env=False, timeout=60)
+    response = await _http.post(f"{url}/images/generations", json={"prompt": "x"})
+    data = base64.b64decode(response.json()["data"][0]["b64_json"], validate=True)
+    del response
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG")
+    width, height = struct.unpack(">II", data[16:24])
+    name = f"{next(_NAMES)}.png"
+    await asyncio.to_thread((_OUT / name).write_bytes, data)
+    sig = hmac.new(_KEY, f"{name}\n{width}x{height}".encode(), hashlib.sha256).hexdigest()
+    return f"http://127.0.0.1/files/{name}?sig={sig}"
 
 
 # The same transport settings as imagegen_mcp.app.create_app.

@@ -65,6 +65,10 @@ class Proc(ServerHandle):
     def rss(self) -> int:
         return rss_of_tree(self.pid)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process tree so far (what a call costs the server, whatever the machine's load)."""
+        return cpu_of_tree(self.pid)
+
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise RuntimeError(f"process exited with {self.process.returncode}:\n{self.logs()[-4000:]}")
@@ -81,6 +85,20 @@ def rss_of_tree(pid: int) -> int:
         return total
     except psutil.Error:
         return 0
+
+
+def cpu_of_tree(pid: int) -> float:
+    try:
+        proc = psutil.Process(pid)
+        processes = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for each in processes:
+        with contextlib.suppress(psutil.Error):
+            times = each.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 @contextlib.contextmanager

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 ProgressSink = Callable[[float, str], Awaitable[None]]
 PROMPT_ECHO_CHARS = 500
 HEARTBEAT_SECONDS = 2.0
+# An output already in the asked format is checked on the event loop up to this size (cheaper than a thread hop;
+# stripping its metadata may copy it once).
+INLINE_FINALIZE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,8 @@ class ImageTools:
             allowance.take(info.width * info.height, f"output image {index + 1}")
 
         async def one(img: ProducedImage, cost: int) -> FinalImage:
+            if cost == 0 and len(img.data) <= INLINE_FINALIZE_BYTES:  # a header check and a chunk walk only
+                return finalize_output(img.data, output_format=output_format, max_pixels=settings.max_input_pixels)
             async with budget.hold(cost, "an output image"):
                 return await asyncio.to_thread(
                     finalize_output, img.data, output_format=output_format, max_pixels=settings.max_input_pixels

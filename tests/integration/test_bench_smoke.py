@@ -130,3 +130,51 @@ def test_profile_summary_groups_busy_samples(tmp_path: Path) -> None:
     assert summary["innermost_imagegen_frame_pct"] == [
         ["decode_base64 (imagegen_mcp/providers/upstream_http.py:241)", 75.0]
     ]
+
+
+def _report(quick: bool) -> dict:
+    row = {
+        "scenario": "1 cold start",
+        "metric": "uvicorn: spawn → first call (median)",
+        "imagegen": 1.2,
+        "floor": 1.0,
+        "unit": "s",
+        "ratio": 1.2,
+        "target": "ratio ≤ 1.15",
+        "ok": False,
+    }
+    return {
+        "created_at": "2026-12-01T23:00:00+00:00",
+        "duration_s": 200.0,
+        "quick": quick,
+        "machine": {"cpus": 2, "python": "3.11.7", "mcp": "2.3.0", "uvicorn": "0.54.0", "functions-framework": "3"},
+        "rows": [row],
+        "targets_missed": ["1 cold start: uvicorn: spawn → first call (median)"],
+    }
+
+
+def test_update_docs_rewrites_only_the_generated_blocks(tmp_path: Path) -> None:
+    from bench.report import DOC_FILES, update_docs
+
+    for name in DOC_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(
+            "intro\n<!-- generated: python -m bench -->\nold table\n<!-- end generated -->\nafter\n", encoding="utf-8"
+        )
+    assert update_docs(_report(quick=False), tmp_path) == list(DOC_FILES)
+    text = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("intro\n<!-- generated: python -m bench -->\n`python3 dev.py bench` of 2026-12-01")
+    assert "old table" not in text and text.endswith("<!-- end generated -->\nafter\n")
+    assert "| 1 cold start | uvicorn: spawn → first call (median) | 1.2 | 1 | s | 1.2 | ratio ≤ 1.15 | **NO** |" in text
+    assert "Targets missed in this run: 1 cold start: uvicorn: spawn → first call (median)." in text
+    assert update_docs(_report(quick=False), tmp_path) == []  # already up to date
+    with pytest.raises(ValueError, match="quick"):
+        update_docs(_report(quick=True), tmp_path)
+
+
+def test_the_repository_docs_carry_the_generated_blocks() -> None:
+    from bench.report import DOC_FILES
+
+    for name in DOC_FILES:
+        text = (ROOT / name).read_text(encoding="utf-8")
+        assert "<!-- generated: python -m bench -->" in text and "<!-- end generated -->" in text, name

@@ -160,3 +160,45 @@ async def test_scan_returns_live_documents_of_a_key_range_in_key_order(store: St
     assert [d.data["k"] for d in await store.scan(coll)] == ["a~1", "b~1", "b~2", "b~3", "c~1"]
     assert [d.key for d in await store.scan(coll, start="b~2")] == ["b~2", "b~3", "c~1"]
     assert await store.scan(_collection()) == []
+
+
+async def test_sqlite_write_waits_for_a_lock_another_connection_holds_and_then_succeeds(tmp_path: Path) -> None:
+    import sqlite3
+
+    from imagegen_mcp.state.sqlite import SQLiteStateStore
+
+    path = tmp_path / "locked.sqlite3"
+    store = SQLiteStateStore(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
+    write = asyncio.create_task(store.increment("c", "k", "n", 1, expires_at=LATER))
+    ticks = 0
+    for _ in range(20):  # the loop keeps running while the write waits for the lock
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert ticks == 20 and not write.done()
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(write, 30) == 1
+    doc = await store.get("c", "k")
+    await store.aclose()
+    assert doc is not None and doc.data == {"n": 1}
+
+
+async def test_sqlite_large_documents_round_trip_and_expired_ones_are_swept(tmp_path: Path) -> None:
+    from imagegen_mcp.state import sqlite as module
+
+    store = module.SQLiteStateStore(tmp_path / "big.sqlite3")
+    big = {"blob": "x" * (module.INLINE_MAX_CHARS + 10)}
+    assert await store.create("c", "big", big, expires_at=LATER)
+    grown = await store.update("c", "big", lambda d: None if d is None else {**d, "n": 1})
+    assert grown is not None and grown.data == {**big, "n": 1}
+    doc = await store.get("c", "big")
+    assert doc is not None and doc.data == {**big, "n": 1}
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    assert await store.create("c", "old", {"v": 1}, expires_at=past)
+    for index in range(module.SWEEP_EVERY_WRITES):
+        await store.create("c", f"k{index}", {"v": index}, expires_at=LATER)
+    rows = store._conn().execute("SELECT count(*) FROM documents WHERE key = 'old'").fetchone()
+    await store.aclose()
+    assert rows == (0,)

@@ -6,9 +6,10 @@ import asyncio
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from .base import Document, Mutation
 
@@ -21,8 +22,31 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (collection, key)
 )
 """
+T = TypeVar("T")
 BUSY_TIMEOUT_SECONDS = 30.0
 SWEEP_EVERY_WRITES = 500
+INLINE_MAX_CHARS = 256 * 1024  # JSON of a document handled on the event loop (~1 ms of json work at most)
+LARGE_KEYS_KEPT = 4096
+
+
+def _larger_than(value: Any, limit: int) -> bool:
+    """Whether `value` as JSON would be over `limit` characters, judged from its strings without serializing it."""
+    stack, total = [value], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item) + sum(len(str(k)) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            total += 2 + len(item)
+            stack.extend(item)
+        else:
+            total += 24
+        if total > limit:
+            return True
+    return False
 
 
 def _now() -> float:
@@ -33,8 +57,17 @@ def _stamp(moment: datetime) -> float:
     return moment.astimezone(UTC).timestamp()
 
 
+class _Deferred(Exception):
+    """An on-loop attempt gave up before changing anything: the operation runs again in a worker thread."""
+
+
 class SQLiteStateStore:
-    """Each operation is one transaction (writes: `BEGIN IMMEDIATE`) on the store's connection, off the event loop."""
+    """Each operation is one transaction (writes: `BEGIN IMMEDIATE`) on the store's connection.
+
+    A small transaction runs on the event loop when it can start at once (no other transaction of this process
+    in a thread, no other process writing): it takes tens of microseconds, less than the hop to a worker thread.
+    Anything that would wait (a busy lock) or is large (a document over INLINE_MAX_CHARS) runs in a thread.
+    """
 
     max_document_bytes = 256 * 1024 * 1024  # far below SQLite's 1 GB row limit; bounded by the request size anyway
 
@@ -45,7 +78,11 @@ class SQLiteStateStore:
         self._writes = 0
         self._db: sqlite3.Connection | None = self._connect()
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Checkpoints (which fsync) are run by maintenance in a thread, never by a commit on the event loop.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.execute(_SCHEMA)
+        self._on_loop = False  # set while a transaction runs on the event loop (under the lock)
+        self._large: set[tuple[str, str]] = set()  # documents seen over INLINE_MAX_CHARS: always in a thread
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so a read-modify-write holds the write lock.
@@ -59,41 +96,96 @@ class SQLiteStateStore:
         return self._db
 
     def _read(self, conn: sqlite3.Connection, collection: str, key: str) -> tuple[dict[str, Any], float] | None:
+        if self._on_loop and (collection, key) in self._large:
+            raise _Deferred
         row = conn.execute(
             "SELECT data, expires_at FROM documents WHERE collection = ? AND key = ?", (collection, key)
         ).fetchone()
         if row is None or row[1] <= _now():
             return None
+        if len(row[0]) > INLINE_MAX_CHARS:
+            self._remember_large(collection, key)
+            if self._on_loop:
+                raise _Deferred
         return json.loads(row[0]), row[1]
 
+    def _remember_large(self, collection: str, key: str) -> None:
+        if len(self._large) >= LARGE_KEYS_KEPT:
+            self._large.clear()  # forgetting only costs one more read on the loop before the thread takes over
+        self._large.add((collection, key))
+
     def _write(self, conn: sqlite3.Connection, collection: str, key: str, data: dict[str, Any], expires: float) -> None:
+        if self._on_loop and _larger_than(data, INLINE_MAX_CHARS):
+            self._remember_large(collection, key)
+            raise _Deferred
+        text = json.dumps(data, separators=(",", ":"))
+        if len(text) > INLINE_MAX_CHARS:
+            self._remember_large(collection, key)
         conn.execute(
             "INSERT OR REPLACE INTO documents (collection, key, data, expires_at) VALUES (?, ?, ?, ?)",
-            (collection, key, json.dumps(data, separators=(",", ":")), expires),
+            (collection, key, text, expires),
         )
         self._writes += 1
-        if self._writes % SWEEP_EVERY_WRITES == 0:
-            conn.execute("DELETE FROM documents WHERE expires_at <= ?", (_now(),))
+
+    def _maintain(self) -> None:
+        """Every SWEEP_EVERY_WRITES writes: drop expired documents and checkpoint the WAL (in a worker thread)."""
+        self._transaction(lambda conn: conn.execute("DELETE FROM documents WHERE expires_at <= ?", (_now(),)))
+        with self._lock:
+            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _transaction(self, body: Any, *, write: bool = True) -> Any:
         # One connection per store, one transaction at a time in this process; SQLite's file locks order processes.
         with self._lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            return self._body(body, write)
+
+    def _body(self, body: Any, write: bool) -> Any:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _try_on_loop(self, body: Callable[[sqlite3.Connection], T], write: bool) -> tuple[bool, T | None]:
+        """(True, result) when the transaction ran here without waiting; (False, None) when it must go to a thread."""
+        if not self._lock.acquire(blocking=False):
+            return False, None
+        conn = self._conn()
+        try:
+            conn.execute("PRAGMA busy_timeout=0")
+            self._on_loop = True
             try:
-                result = body(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+                return True, self._body(body, write)
+            except _Deferred:
+                return False, None
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction or ("locked" not in str(exc) and "busy" not in str(exc)):
+                    raise
+                return False, None  # BEGIN found another process writing: nothing ran, wait in a thread
+            finally:
+                self._on_loop = False
+                conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        finally:
+            self._lock.release()
+
+    async def _run(self, body: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+        writes = self._writes
+        done, result = self._try_on_loop(body, write)
+        if not done:
+            result = await asyncio.to_thread(self._transaction, body, write=write)
+        if self._writes // SWEEP_EVERY_WRITES != writes // SWEEP_EVERY_WRITES:
+            await asyncio.to_thread(self._maintain)
+        return cast(T, result)
 
     async def get(self, collection: str, key: str) -> Document | None:
         def body(conn: sqlite3.Connection) -> Document | None:
             found = self._read(conn, collection, key)
             return None if found is None else Document(key, found[0], datetime.fromtimestamp(found[1], UTC))
 
-        return await asyncio.to_thread(self._transaction, body, write=False)
+        return await self._run(body, write=False)
 
     async def create(self, collection: str, key: str, data: dict[str, Any], *, expires_at: datetime) -> bool:
         def body(conn: sqlite3.Connection) -> bool:
@@ -102,7 +194,7 @@ class SQLiteStateStore:
             self._write(conn, collection, key, data, _stamp(expires_at))
             return True
 
-        return await asyncio.to_thread(self._transaction, body)
+        return await self._run(body)
 
     async def update(
         self, collection: str, key: str, mutate: Mutation, *, expires_at: datetime | None = None
@@ -121,7 +213,7 @@ class SQLiteStateStore:
             self._write(conn, collection, key, new, stamp)
             return Document(key, new, datetime.fromtimestamp(stamp, UTC))
 
-        return await asyncio.to_thread(self._transaction, body)
+        return await self._run(body)
 
     async def increment(self, collection: str, key: str, field: str, amount: int, *, expires_at: datetime) -> int:
         def body(conn: sqlite3.Connection) -> int:
@@ -132,13 +224,13 @@ class SQLiteStateStore:
             self._write(conn, collection, key, data, _stamp(expires_at))
             return total
 
-        return await asyncio.to_thread(self._transaction, body)
+        return await self._run(body)
 
     async def delete(self, collection: str, key: str) -> None:
         def body(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM documents WHERE collection = ? AND key = ?", (collection, key))
 
-        await asyncio.to_thread(self._transaction, body)
+        await self._run(body)
 
     async def scan(self, collection: str, *, start: str | None = None, end: str | None = None) -> list[Document]:
         def body(conn: sqlite3.Connection) -> list[Document]:
