@@ -36,7 +36,8 @@ from .procs import (
 )
 
 MODEL = "openai/gpt-image-1"
-GEN_ARGS: dict[str, Any] = {"prompt": "a lighthouse at dusk, watercolour", "model": MODEL}
+# preview off: the floors return no image either; the preview row adds it back (it is on by default for users).
+GEN_ARGS: dict[str, Any] = {"prompt": "a lighthouse at dusk, watercolour", "model": MODEL, "preview": False}
 FLOOR_TOOL = "echo"
 PAYLOAD_TOOL = "payload"
 GCS_BUCKET = "bench-outputs"
