@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from .access.ownership import OWNER_KEY, owner_of
@@ -17,7 +16,7 @@ from .catalog import GenerationOptions, ModelSpec, check_options
 from .deadline import Deadline
 from .errors import ErrorCode, ImageGenError, invalid
 from .images.budget import PixelAllowance
-from .images.download import download
+from .images.download import link_fields
 from .images.imaging import FinalImage, finalize_cost, finalize_output, make_preview, output_info, preview_cost
 from .images.inputs import InputResolver
 from .images.types import InputImage
@@ -272,17 +271,13 @@ class ImageTools:
             items.append(
                 {
                     "id": s.id,
-                    "url": link.url,
                     "uri": s.uri,
                     "mime_type": final.mime_type,
                     "width": final.width,
                     "height": final.height,
                     "size_bytes": s.size_bytes,
-                    "expires_at": link.expires_at.astimezone(UTC).isoformat(timespec="seconds"),
                     # From the prompt as echoed, so get_job (which has only the echo) names the file the same.
-                    "download": download(
-                        prompt[:PROMPT_ECHO_CHARS], final.mime_type, link.url, index=index, count=len(stored)
-                    ),
+                    **link_fields(link, prompt[:PROMPT_ECHO_CHARS], final.mime_type, index=index, count=len(stored)),
                 }
             )
         structured: dict[str, Any] = {

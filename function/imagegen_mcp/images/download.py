@@ -1,16 +1,22 @@
-"""How a user keeps a result: a file name suggested by the prompt and a ready, shell-safe curl command line."""
+"""How a user keeps a result: its link fields (link, expiry, a file name from the prompt and a shell-safe curl line)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 from ..storage.base import EXTENSIONS
+
+if TYPE_CHECKING:
+    from ..storage.base import SignedUrl
 
 MAX_STEM_CHARS = 48
 FALLBACK_STEM = "image"
 _NOT_SAFE = re.compile(r"[^a-z0-9]+")
+LINK_FIELDS = ("url", "expires_at", "download")
+"""The fields of a result image that change with every signing: job records store the image without them."""
 
 
 def _stem(prompt: str) -> str:
@@ -43,3 +49,12 @@ def download(prompt: str, mime_type: str, url: str, *, index: int, count: int) -
     """The `download` object of image `index` of `count` made from `prompt` (the same on every re-signing)."""
     filename = suggested_filename(prompt, mime_type, index, count)
     return {"filename": filename, "curl": f"curl -fsSL -o {shell_quote(filename)} {shell_quote(url)}"}
+
+
+def link_fields(link: SignedUrl, prompt: str, mime_type: str, *, index: int, count: int) -> dict[str, Any]:
+    """The LINK_FIELDS of image `index` of `count`, for a fresh signing `link` of it."""
+    return {
+        "url": link.url,
+        "expires_at": link.expires_at.astimezone(UTC).isoformat(timespec="seconds"),
+        "download": download(prompt, mime_type, link.url, index=index, count=count),
+    }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..access.caller import Caller
 from ..catalog import GenerationOptions
 from ..errors import ErrorCode, ImageGenError
+from ..images.download import LINK_FIELDS
 from ..tools import CallContext, ImageOutcome, ImageTools
 from . import model
 from .store import JobStore
@@ -47,9 +48,7 @@ def _request_kwargs(request: dict[str, Any]) -> dict[str, Any]:
 def _result_record(outcome: ImageOutcome) -> dict[str, Any]:
     """The finished generation without its links (nor the download lines holding them): they are signed afresh."""
     structured = dict(outcome.structured)
-    structured["images"] = [
-        {k: v for k, v in item.items() if k not in ("url", "expires_at", "download")} for item in structured["images"]
-    ]
+    structured["images"] = [{k: v for k, v in item.items() if k not in LINK_FIELDS} for item in structured["images"]]
     if outcome.preview is not None:
         data, mime = outcome.preview
         structured["preview"] = {"data": base64.b64encode(data).decode("ascii"), "mime_type": mime}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
 from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -11,7 +10,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from ..errors import ErrorCode, ImageGenError
-from ..images.download import download
+from ..images.download import link_fields
 from ..jobs import model
 from ..jobs.service import JobService
 from .framing import IMAGE_ERROR_FIELDS, Surface, image_error_result, image_result
@@ -110,12 +109,7 @@ class JobTools:
         links = await asyncio.gather(*(store.sign(item["id"], ttl_seconds=ttl, base_url=base_url) for item in stored))
         prompt = result.get("prompt") or ""  # the echo keeps far more of the prompt than a file name uses
         items = [
-            {
-                **item,
-                "url": link.url,
-                "expires_at": link.expires_at.astimezone(UTC).isoformat(timespec="seconds"),
-                "download": download(prompt, item["mime_type"], link.url, index=index, count=len(stored)),
-            }
+            {**item, **link_fields(link, prompt, item["mime_type"], index=index, count=len(stored))}
             for index, (item, link) in enumerate(zip(stored, links, strict=True))
         ]
         structured = {k: v for k, v in result.items() if k != "preview"}
