@@ -131,17 +131,19 @@ class LocalStore:
 
     async def read(self, image_id: str, *, max_bytes: int, allow: MetadataCheck | None = None) -> StoredBytes:
         path = self._path(image_id)
-        try:
-            meta = await asyncio.to_thread(self._sidecar, path)
+
+        def read_checked() -> StoredBytes:  # one worker-thread hop for the owner check, the size check and the read
+            meta = self._sidecar(path)
             if allow is not None and not allow(meta):
                 raise output_not_found(image_id)
-            size = await asyncio.to_thread(lambda: path.stat().st_size)
-            if size > max_bytes:
+            if path.stat().st_size > max_bytes:
                 raise ImageGenError(ErrorCode.INVALID_ARGUMENT, f"image {image_id} is larger than {max_bytes} bytes")
-            data = await asyncio.to_thread(path.read_bytes)
+            return StoredBytes(path.read_bytes(), mime_of_id(image_id), meta)
+
+        try:
+            return await asyncio.to_thread(read_checked)
         except FileNotFoundError as exc:
             raise output_not_found(image_id) from exc
-        return StoredBytes(data, mime_of_id(image_id), meta)
 
     async def metadata(self, image_id: str) -> dict[str, str]:
         path = self._path(image_id)
