@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -13,7 +13,7 @@ PLACEHOLDER_MODEL = "local/placeholder"
 
 CsvList = Annotated[list[str], NoDecode]
 AuthMode = Literal["none", "bearer", "iam", "google-oauth"]
-AUTH_MODES: tuple[str, ...] = ("none", "bearer", "iam", "google-oauth")
+AUTH_MODES: tuple[str, ...] = get_args(AuthMode)
 
 
 def _default_local_dir() -> Path:
