@@ -82,6 +82,16 @@ class FakeGoogleOAuth:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    def endpoint_env(self, client_id: str) -> dict[str, str]:
+        """The settings of an endpoint in `google-oauth` mode for `client_id` that trusts this fake as Google."""
+        return {
+            "IMAGEGEN_OAUTH_CLIENT_ID": client_id,
+            "IMAGEGEN_OAUTH_AUTHORIZATION_SERVER": self.issuer,
+            "IMAGEGEN_OAUTH_TOKENINFO_URL": f"{self.issuer}/tokeninfo",
+            "IMAGEGEN_IAM_CERTS_URL": f"{self.issuer}/oauth2/v1/certs",
+            "IMAGEGEN_IAM_ISSUERS": self.issuer,
+        }
+
     def mint_access_token(
         self, client_id: str, email: str, *, expires_in: int = 3599, email_verified: bool = True
     ) -> str:

@@ -40,11 +40,7 @@ def google() -> Iterator[FakeGoogleOAuth]:
 def endpoint(google: FakeGoogleOAuth) -> Iterator[ServerHandle]:
     env = {
         "IMAGEGEN_AUTH": "google-oauth,bearer",
-        "IMAGEGEN_OAUTH_CLIENT_ID": CLIENT_ID,
-        "IMAGEGEN_OAUTH_AUTHORIZATION_SERVER": google.issuer,
-        "IMAGEGEN_OAUTH_TOKENINFO_URL": f"{google.issuer}/tokeninfo",
-        "IMAGEGEN_IAM_CERTS_URL": f"{google.issuer}/oauth2/v1/certs",
-        "IMAGEGEN_IAM_ISSUERS": google.issuer,
+        **google.endpoint_env(CLIENT_ID),
         "IMAGEGEN_IAM_ALLOWED_DOMAINS": "corp.example",
         "IMAGEGEN_API_KEYS": json.dumps({"keys": []}),
         "IMAGEGEN_DEFAULT_MODEL": "local/placeholder",
