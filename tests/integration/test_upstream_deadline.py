@@ -6,7 +6,7 @@ import pytest
 
 from imagegen_mcp.deadline import Deadline
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.providers.upstream_http import UpstreamFailure, send
+from imagegen_mcp.providers.upstream_http import UpstreamFailure, request_json
 from tests.fakes.http_fake import FakeApi, Reply
 from tests.integration.provider_support import make_ctx
 
@@ -26,10 +26,17 @@ async def test_the_attempt_timeout_is_what_the_deadline_leaves() -> None:
     with _Echo().running() as (base, fake):
         ctx = make_ctx(fake, {}, upstream_timeout_seconds=120.0)
         deadline = Deadline(2.0)
-        response = await send(
+        sent: list[dict[str, float]] = []
+
+        async def record(request):  # type: ignore[no-untyped-def]
+            sent.append(request.extensions["timeout"])
+
+        ctx.http.upstream().event_hooks["request"].append(record)
+        answer = await request_json(
             ctx, "fake", "GET", f"{base}/v1/x", deadline=deadline, secret="k", parse_failure=_no_failure
         )
-        timeouts = response.request.extensions["timeout"]
+        assert answer == {"ok": True}
+        (timeouts,) = sent
         assert 0 < timeouts["read"] <= 2.0 and 0 < timeouts["connect"] <= 2.0
         await ctx.http.aclose()
 
@@ -40,7 +47,7 @@ async def test_an_upstream_slower_than_the_deadline_is_cut_at_the_deadline() -> 
         fake.script(Reply(json={"late": True}, hang=3.0))
         ctx = make_ctx(fake, {}, upstream_timeout_seconds=120.0)
         with pytest.raises(ImageGenError) as info:
-            await send(
+            await request_json(
                 ctx, "fake", "GET", f"{base}/v1/x", deadline=Deadline(0.5), secret="k", parse_failure=_no_failure
             )
         assert info.value.code == ErrorCode.UPSTREAM_TIMEOUT

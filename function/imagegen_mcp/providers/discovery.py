@@ -123,7 +123,7 @@ class OpenRouterListing(_KeyedListing):
         if not key:
             return None
         url = f"{self._ctx.settings.openrouter_base_url.rstrip('/')}/models"
-        response = await upstream_http.send(
+        answer = await upstream_http.request_json(
             self._ctx,
             VENDOR,
             "GET",
@@ -133,7 +133,7 @@ class OpenRouterListing(_KeyedListing):
             parse_failure=parse_failure,
             params={"output_modalities": "image"},
         )
-        data = upstream_http.json_object(VENDOR, response).get("data")
+        data = answer.get("data")
         listing = f"{url}?output_modalities=image"
         found = [openrouter_spec(raw, listing) for raw in data] if isinstance(data, list) else []
         return [spec for spec in found if spec is not None]

@@ -12,6 +12,7 @@ from ..secrets import base as secret_names
 from ..storage.base import EXTENSIONS
 from . import upstream_http
 from .base import ImageRequest, ProducedImage, ProviderResult
+from .json_blobs import Base64Blob
 
 VENDOR = "OpenAI"
 
@@ -99,7 +100,7 @@ class OpenAIImagesProvider(upstream_http.KeyedProvider):
             payload = {"json": fields}
 
         async def attempt(_: int) -> dict[str, Any]:
-            response = await upstream_http.send(
+            return await upstream_http.request_json(
                 self._ctx,
                 VENDOR,
                 "POST",
@@ -109,7 +110,6 @@ class OpenAIImagesProvider(upstream_http.KeyedProvider):
                 parse_failure=parse_failure,
                 **payload,
             )
-            return upstream_http.json_object(VENDOR, response)
 
         await request.report(f"calling OpenAI {request.upstream_id}")
         body = await call_with_retries(
@@ -141,7 +141,7 @@ class OpenAIImagesProvider(upstream_http.KeyedProvider):
         for item in data:
             if not isinstance(item, dict):
                 continue
-            if isinstance(item.get("b64_json"), str) and item["b64_json"]:
+            if isinstance(item.get("b64_json"), str | Base64Blob) and item["b64_json"]:
                 images.append(upstream_http.produced(VENDOR, upstream_http.decode_base64(VENDOR, item["b64_json"])))
             elif isinstance(item.get("url"), str) and item["url"]:
                 images.append(await upstream_http.image_from_reference(self._ctx, VENDOR, item["url"], deadline))

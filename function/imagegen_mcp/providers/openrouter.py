@@ -10,6 +10,7 @@ from ..retry import call_with_retries
 from ..secrets import base as secret_names
 from . import upstream_http
 from .base import ImageRequest, ProducedImage, ProviderResult
+from .json_blobs import Base64Blob
 
 VENDOR = "OpenRouter"
 
@@ -76,7 +77,7 @@ class OpenRouterProvider(upstream_http.KeyedProvider):
         headers = self._headers()
 
         async def attempt(_: int) -> tuple[list[ProducedImage], str | None]:
-            response = await upstream_http.send(
+            answer = await upstream_http.request_json(
                 self._ctx,
                 VENDOR,
                 "POST",
@@ -87,7 +88,7 @@ class OpenRouterProvider(upstream_http.KeyedProvider):
                 headers=headers,
                 json=body,
             )
-            return await self._images(upstream_http.json_object(VENDOR, response), key, request.deadline)
+            return await self._images(answer, key, request.deadline)
 
         async def one() -> tuple[list[ProducedImage], str | None]:
             return await call_with_retries(
@@ -123,7 +124,7 @@ class OpenRouterProvider(upstream_http.KeyedProvider):
             for item in message.get("images") or []
             if isinstance(item, dict)
             and isinstance(item.get("image_url"), dict)
-            and isinstance(item["image_url"].get("url"), str)
+            and isinstance(item["image_url"].get("url"), str | Base64Blob)
         ]
         if not refs:
             finish = {

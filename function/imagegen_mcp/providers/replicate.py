@@ -13,6 +13,7 @@ from ..retry import call_with_retries
 from ..secrets import base as secret_names
 from . import upstream_http
 from .base import ImageRequest, ProducedImage, ProviderResult
+from .json_blobs import Base64Blob
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class ReplicateProvider(upstream_http.KeyedProvider):
         async def create(_: int) -> dict[str, Any]:
             wait = int(min(MAX_WAIT_SECONDS, deadline.remaining() - 1.0))
             headers = {"Prefer": f"wait={wait}"} if wait >= 1 else {}
-            response = await upstream_http.send(
+            return await upstream_http.request_json(
                 self._ctx,
                 VENDOR,
                 "POST",
@@ -99,7 +100,6 @@ class ReplicateProvider(upstream_http.KeyedProvider):
                 timeout_cap=max(self._ctx.settings.upstream_timeout_seconds, wait + 10.0),
                 json={"input": model_input},
             )
-            return upstream_http.json_object(VENDOR, response)
 
         prediction = await call_with_retries(
             create, deadline=deadline, max_attempts=self._ctx.settings.upstream_max_attempts, what="replicate create"
@@ -135,10 +135,9 @@ class ReplicateProvider(upstream_http.KeyedProvider):
             await asyncio.sleep(delay)
 
             async def get(_: int) -> dict[str, Any]:
-                response = await upstream_http.send(
+                return await upstream_http.request_json(
                     self._ctx, VENDOR, "GET", url, deadline=deadline, secret=key, parse_failure=parse_failure
                 )
-                return upstream_http.json_object(VENDOR, response)
 
             prediction = await call_with_retries(
                 get, deadline=deadline, max_attempts=self._ctx.settings.upstream_max_attempts, what="replicate poll"
@@ -148,7 +147,7 @@ class ReplicateProvider(upstream_http.KeyedProvider):
     async def _cancel(self, prediction_id: str, key: str) -> None:
         """Best effort: stop paying for a prediction nobody will collect."""
         try:
-            await upstream_http.send(
+            await upstream_http.request_json(
                 self._ctx,
                 VENDOR,
                 "POST",
@@ -178,8 +177,8 @@ class ReplicateProvider(upstream_http.KeyedProvider):
                 details={"upstream": VENDOR},
             )
         output = prediction.get("output")
-        urls = [output] if isinstance(output, str) else output if isinstance(output, list) else []
-        refs = [u for u in urls if isinstance(u, str) and u]
+        urls = [output] if isinstance(output, str | Base64Blob) else output if isinstance(output, list) else []
+        refs = [u for u in urls if isinstance(u, str | Base64Blob) and u]
         if not refs:
             raise upstream_http.no_image_error(VENDOR)
         return [await upstream_http.image_from_reference(self._ctx, VENDOR, ref, deadline) for ref in refs]

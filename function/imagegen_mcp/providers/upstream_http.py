@@ -16,6 +16,7 @@ from ..errors import ErrorCode, ImageGenError
 from ..images import inputs
 from ..images.fetcher import sniff_image_type
 from .base import Availability, ProducedImage
+from .json_blobs import Base64Blob, BlobJsonParser
 
 if TYPE_CHECKING:
     import httpx2
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_UPSTREAM_MESSAGE = 300  # characters of an upstream error message we pass on to the caller
+ANSWER_MAX_IMAGES = 4  # the most images one answer holds (n ≤ 4): bounds the streamed body with the image cap
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,36 @@ def _body(response: httpx2.Response) -> Any:
         return response.text
 
 
-async def send(
+def _request_options(
+    ctx: ProviderContext, deadline: Deadline, secret: str, headers: dict[str, str] | None, timeout_cap: float | None
+) -> dict[str, Any]:
+    import httpx2
+
+    cap = ctx.settings.upstream_timeout_seconds if timeout_cap is None else timeout_cap
+    seconds = deadline.timeout(cap=cap)
+    return {
+        "headers": {"Authorization": f"Bearer {secret}", **(headers or {})},
+        "timeout": httpx2.Timeout(seconds, connect=min(seconds, 10.0)),
+    }
+
+
+def _failed(vendor: str, exc: Exception) -> ImageGenError:
+    log.warning("upstream transport failure", extra={"fields": {"upstream": vendor, "error": type(exc).__name__}})
+    return transport_error(vendor, exc)
+
+
+def _refused(vendor: str, response: httpx2.Response, parse_failure: ParseFailure, secret: str) -> ImageGenError:
+    """The error a non-2xx answer (already read) stands for."""
+    failure = parse_failure(response.status_code, _body(response))
+    err = status_error(vendor, response.status_code, failure, parse_retry_after(response.headers), secret=secret)
+    log.warning(
+        "upstream error",
+        extra={"fields": {"upstream": vendor, "status": response.status_code, "code": err.code.value}},
+    )
+    return err
+
+
+async def request_json(
     ctx: ProviderContext,
     vendor: str,
     method: str,
@@ -168,43 +200,38 @@ async def send(
     headers: dict[str, str] | None = None,
     timeout_cap: float | None = None,
     **kwargs: Any,
-) -> httpx2.Response:
-    """One upstream request through the shared client, bounded by the deadline; non-2xx becomes ImageGenError."""
+) -> dict[str, Any]:
+    """One upstream request through the shared client, bounded by the deadline; non-2xx becomes ImageGenError.
+
+    A 2xx answer must be a JSON object; it is parsed while it streams in: long base64 strings (the images) arrive
+    decoded, as `Base64Blob`s, and the body is never held whole.
+    """
     import httpx2
 
-    cap = ctx.settings.upstream_timeout_seconds if timeout_cap is None else timeout_cap
-    seconds = deadline.timeout(cap=cap)
-    all_headers = {"Authorization": f"Bearer {secret}", **(headers or {})}
-    try:
-        response = await ctx.http.upstream().request(
-            method,
-            url,
-            headers=all_headers,
-            timeout=httpx2.Timeout(seconds, connect=min(seconds, 10.0)),
-            **kwargs,
-        )
-    except httpx2.HTTPError as exc:
-        log.warning("upstream transport failure", extra={"fields": {"upstream": vendor, "error": type(exc).__name__}})
-        raise transport_error(vendor, exc) from exc
-    if response.is_success:
-        return response
-    failure = parse_failure(response.status_code, _body(response))
-    err = status_error(vendor, response.status_code, failure, parse_retry_after(response.headers), secret=secret)
-    log.warning(
-        "upstream error",
-        extra={"fields": {"upstream": vendor, "status": response.status_code, "code": err.code.value}},
+    client = ctx.http.upstream()
+    request = client.build_request(
+        method, url, **_request_options(ctx, deadline, secret, headers, timeout_cap), **kwargs
     )
-    raise err
-
-
-def json_object(vendor: str, response: httpx2.Response) -> dict[str, Any]:
-    """The response's JSON object, or `upstream_error` when it is not one."""
+    image_cap = ctx.settings.upstream_max_image_bytes
+    parser = BlobJsonParser(
+        vendor, max_body_bytes=ANSWER_MAX_IMAGES * (image_cap * 4 // 3 + 4) + MIB, max_blob_bytes=image_cap
+    )
     try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ImageGenError(
-            ErrorCode.UPSTREAM_ERROR, f"{vendor} answered with malformed JSON", details={"upstream": vendor}
-        ) from exc
+        response = await client.send(request, stream=True)
+        try:
+            if not response.is_success:
+                await response.aread()
+                raise _refused(vendor, response, parse_failure, secret)
+            async for chunk in response.aiter_bytes():
+                parser.feed(chunk)
+        finally:
+            await response.aclose()
+    except httpx2.HTTPError as exc:
+        raise _failed(vendor, exc) from exc
+    return _object(vendor, parser.result())
+
+
+def _object(vendor: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} answered with an unexpected JSON shape")
     return body
@@ -232,8 +259,12 @@ def error_fields(body: Any) -> tuple[str | None, str | None, dict[str, Any]]:
     return None, None, {}
 
 
-def decode_base64(vendor: str, data: str) -> bytes:
-    """Strict base64 (whitespace tolerated); garbage is the upstream's fault."""
+def decode_base64(vendor: str, data: str | Base64Blob) -> bytes:
+    """Strict base64 (whitespace tolerated), or a blob decoded as it streamed in; garbage is the upstream's fault."""
+    if isinstance(data, Base64Blob):
+        if not data.prefix:
+            return data.data
+        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} returned an image that is not valid base64")
     try:
         return inputs.decode_base64(data, lenient=False)
     except ImageGenError as exc:
@@ -256,9 +287,13 @@ def produced(vendor: str, data: bytes) -> ProducedImage:
 
 
 async def image_from_reference(
-    ctx: ProviderContext, vendor: str, ref: str, deadline: Deadline | None = None
+    ctx: ProviderContext, vendor: str, ref: str | Base64Blob, deadline: Deadline | None = None
 ) -> ProducedImage:
     """An upstream image given as a base64 data URL or as an http(s) URL (downloaded via the guarded fetcher)."""
+    if isinstance(ref, Base64Blob):
+        if ref.prefix and _DATA_URL.match(ref.prefix):
+            return produced(vendor, ref.data)
+        raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} returned an image reference we cannot read")
     match = _DATA_URL.match(ref)
     if match:
         return produced(vendor, decode_base64(vendor, match.group("data")))
