@@ -162,3 +162,28 @@ def test_dockerfile_command_does_not_trust_forwarded_headers() -> None:
     command = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
     shell = json.loads(command.removeprefix("CMD "))[-1]
     assert "--no-proxy-headers" in shell.split() and "forwarded-allow-ips" not in shell
+
+
+GOOD_HEADER = _b64url(json.dumps({"alg": "RS256", "kid": "k", "typ": "JWT"}).encode())
+BAD_PAYLOADS = [
+    pytest.param("not*base64", id="not-base64"),
+    pytest.param(_b64url(b"\xff\xfe\x00"), id="not-utf8"),
+    pytest.param(_b64url(b"{not json"), id="not-json"),
+    pytest.param(_b64url(b"[1, 2]"), id="json-list"),
+    pytest.param(_b64url(b'"a string"'), id="json-string"),
+    pytest.param(_b64url(b"[" * 5000), id="deeply-nested"),
+    pytest.param("", id="empty"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("payload", BAD_PAYLOADS)
+async def test_a_readable_header_with_an_unreadable_payload_is_unauthenticated(
+    google: GoogleCertsServer, payload: str
+) -> None:
+    """Stripped (Cloud Run verified) and unverified (verification off) tokens are decoded without a signature check:
+    a garbled claims segment must be a plain 401, not an exception."""
+    trusting = settings_for(google, **ON_CLOUD_RUN)
+    unverified = settings_for(google, iam_verify_token=False)
+    assert await outcome(trusting, f"{GOOD_HEADER}.{payload}.SIGNATURE_REMOVED_BY_GOOGLE") is ErrorCode.UNAUTHENTICATED
+    assert await outcome(unverified, f"{GOOD_HEADER}.{payload}.{_b64url(b'sig')}") is ErrorCode.UNAUTHENTICATED
