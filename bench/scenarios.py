@@ -407,6 +407,18 @@ def warm_throughput(plan: Plan, upstream: FakeUpstream, workdir: Path) -> tuple[
             at_most=1.1,
         )
     )
+    # What no preview of a PNG can avoid: decoding it once (PNG has no reduced-scale decode, unlike JPEG).
+    decode_ms = _png_decode_ms(plan.warm_image_bytes)
+    preview_extra = cpu["preview"]["cpu_ms_per_call"] - cpu["local"]["cpu_ms_per_call"]
+    rows.append(
+        Row.compare(
+            scenario,
+            "preview: one decode of the output PNG (bench process; floor: what the preview added per call)",
+            decode_ms,
+            max(preview_extra, 0.0),
+            "ms",
+        )
+    )
     result = {
         "png_bytes": described["png_size"],
         "cells": cells,
@@ -416,6 +428,25 @@ def warm_throughput(plan: Plan, upstream: FakeUpstream, workdir: Path) -> tuple[
         "profile": profile,
     }
     return result, rows
+
+
+def _png_decode_ms(image_bytes: int, rounds: int = 5, calls: int = 10) -> float:
+    """CPU of decoding one PNG like the upstream's (same size, random pixels) in this process, best of `rounds`."""
+    import io
+
+    from PIL import Image
+
+    from .fake_upstream import noise_png
+
+    png = noise_png(image_bytes)
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.process_time()
+        for _ in range(calls):
+            with Image.open(io.BytesIO(png)) as image:
+                image.load()
+        best = min(best, (time.process_time() - began) * 1000 / calls)
+    return round(best, 3)
 
 
 def _profile(server: Proc, plan: Plan, workdir: Path) -> dict[str, Any]:
