@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +67,33 @@ async def test_a_failed_background_build_is_redone_inline(make_settings, builds)
     assert threads == ["upstream-tls-context", threading.current_thread().name]
     assert context.verify_mode == ssl.CERT_REQUIRED
     await clients.aclose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_fork_waits_for_the_build_and_the_child_inherits_the_context(tmp_path: Path) -> None:
+    script = (
+        "import os, time\n"
+        "from imagegen_mcp.config import Settings\n"
+        "from imagegen_mcp.providers import http_clients\n"
+        "real = http_clients.tls_context\n"
+        "def slow():\n"
+        "    time.sleep(0.5)\n"
+        "    return real()\n"
+        "http_clients.tls_context = slow\n"
+        "clients = http_clients.HttpClients(Settings(_env_file=None))\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    prep = http_clients._prep\n"
+        "    os._exit(0 if prep._context is not None and not prep._thread.is_alive() else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print(os.waitstatus_to_exitcode(status))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "IMAGEGEN_LOCAL_DIR": str(tmp_path / "out")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "0", done.stderr

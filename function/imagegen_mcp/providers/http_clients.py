@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,9 @@ def shared_tls_prep() -> TlsContextPrep:
     with _prep_lock:
         if _prep is None:
             _prep = TlsContextPrep()
+            # A fork (functions-framework's gunicorn worker) waits for the build: a thread cut off inside OpenSSL
+            # could leave a lock held in the child; finished, the child inherits the context ready to use.
+            os.register_at_fork(before=_prep.join)
         return _prep
 
 
