@@ -230,7 +230,7 @@ def _gif(data: bytes) -> tuple[int, int] | None:
             return None  # no trailer
         introducer = data[pos]
         if introducer == 0x3B:
-            return (width, height) if images == 1 else None
+            return (width, height) if images else None
         blocks: list[int] = []
         if introducer == 0x21:
             label = data[pos + 1]
@@ -242,6 +242,8 @@ def _gif(data: bytes) -> tuple[int, int] | None:
             if left + w > width or top + h > height:
                 return None  # Pillow grows the canvas to fit the frame
             images += 1
+            if images > 1:
+                return None  # animated: Pillow counts the frames; no need to walk the rest
             # The descriptor, its palette and the LZW code size, then the image data.
             after = _gif_sub_blocks(data, pos + 11 + (3 << ((local & 7) + 1) if local & 0x80 else 0), blocks)
             if after is None:
