@@ -17,7 +17,10 @@ COPY function/requirements.txt ./function/requirements.txt
 RUN pip install --no-cache-dir --require-hashes -r function/requirements.txt
 COPY pyproject.toml README.md ./
 COPY function/ ./function/
+# uvicorn imports the package from function/ (--app-dir), not from the installed copy, and PYTHONDONTWRITEBYTECODE
+# keeps it from caching bytecode there: compiled now, or every cold start compiles its ~150 modules (~80 ms).
 RUN pip install --no-cache-dir --no-deps . \
+    && python -m compileall -q function \
     && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 
 USER 10001

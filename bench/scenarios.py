@@ -30,6 +30,7 @@ from .procs import (
     Proc,
     RssSampler,
     base_env,
+    compile_like_the_image,
     server_command,
     spawn,
     start_server,
@@ -206,6 +207,7 @@ def _spawn_to_first_call(
 
 
 def cold_start(plan: Plan, upstream: FakeUpstream) -> tuple[dict[str, Any], list[Row]]:
+    compile_like_the_image()
     upstream.configure(image_bytes=plan.cold_image_bytes, delay=0.0)
     env = endpoint_env(upstream)
     runs: dict[str, dict[str, list[float]]] = {entry: {"imagegen": [], "floor": []} for entry in ENTRIES}

@@ -29,6 +29,14 @@ def test_dockerfile_sets_a_writable_local_dir() -> None:
     assert dockerfile_env().get("IMAGEGEN_LOCAL_DIR", "").startswith("/tmp/")
 
 
+def test_dockerfile_compiles_the_app_dir_it_serves_from() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
+    assert "PYTHONDONTWRITEBYTECODE=1" in text and "--app-dir function" in text
+    copied = text.index("COPY function/ ./function/")
+    compiled = text.find("python -m compileall -q function", copied)
+    assert compiled > copied, "function/ must be byte-compiled in the image, after it is copied in"
+
+
 async def test_starts_and_serves_with_an_unusable_home(tmp_path: Path) -> None:
     # A HOME below a regular file cannot be created, not even by root (ENOTDIR): like /nonexistent for uid 10001.
     blocker = tmp_path / "not-a-dir"

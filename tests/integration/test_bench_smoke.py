@@ -178,3 +178,18 @@ def test_the_repository_docs_carry_the_generated_blocks() -> None:
     for name in DOC_FILES:
         text = (ROOT / name).read_text(encoding="utf-8")
         assert "<!-- generated: python -m bench -->" in text and "<!-- end generated -->" in text, name
+
+
+def test_the_apps_are_byte_compiled_as_the_image_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from bench import procs
+
+    sources = {app: tmp_path / app / "entry.py" for app in ("imagegen", "floor")}
+    for source in sources.values():
+        source.parent.mkdir()
+        source.write_text("VALUE = 1\n", encoding="utf-8")
+    monkeypatch.setattr(procs, "APP_DIRS", {app: source.parent for app, source in sources.items()})
+    procs.compile_like_the_image()
+    for source in sources.values():
+        assert Path(importlib.util.cache_from_source(str(source))).is_file()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
 from imagegen_mcp.config import Settings
 from imagegen_mcp.errors import ErrorCode, ImageGenError
-from imagegen_mcp.images.budget import DecodeBudget, PixelAllowance
+from imagegen_mcp.images.budget import DecodeBudget, PixelAllowance, return_large_frees_to_os
 
 
 def test_defaults_follow_the_instance_memory() -> None:
@@ -122,3 +124,12 @@ def test_the_allowance_counts_inputs_and_outputs_of_one_call() -> None:
         allowance.take(1, "output image 2")
     assert caught.value.code == ErrorCode.INVALID_ARGUMENT
     assert "101" in caught.value.message and "at most 100" in caught.value.message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_the_mmap_threshold_is_set_without_starting_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a process was started at startup: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    assert return_large_frees_to_os() is True

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, ImageGenError, invalid
 
@@ -26,14 +26,22 @@ def return_large_frees_to_os() -> bool:
     16 MiB frame blocks come from per-thread heaps that keep freed memory: RSS then grows past what the budget
     holds. A fixed threshold keeps RSS close to what is really held. No-op (False) off glibc.
     """
-    import ctypes
-    import ctypes.util
-
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES))
+        return bool(_libc().mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES))
     except (OSError, AttributeError):
         return False
+
+
+def _libc() -> Any:
+    """glibc by its soname; `find_library` (it runs `ldconfig -p`: a subprocess at startup) only if that fails."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        import ctypes.util
+
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 def _mib(nbytes: int) -> str:

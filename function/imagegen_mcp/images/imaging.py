@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 
 from ..errors import ErrorCode, ImageGenError, invalid
+from .headers import read_still
 from .types import InputImage
 
 FORMAT_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
@@ -112,11 +113,15 @@ def probe_image(data: bytes, *, max_pixels: int) -> ImageInfo:
         if isinstance(exc, Image.DecompressionBombError):
             raise invalid(f"the image has more pixels than accepted (at most {max_pixels} pixels)") from exc
         raise invalid(f"the {fmt} image could not be read: it is corrupt or truncated") from exc
-    if width <= 0 or height <= 0:
+    return _within(ImageInfo(fmt, width, height, frames), max_pixels)
+
+
+def _within(info: ImageInfo, max_pixels: int) -> ImageInfo:
+    if info.width <= 0 or info.height <= 0:
         raise invalid("the image has no pixels")
-    if width * height > max_pixels:
-        raise invalid(f"the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted")
-    return ImageInfo(fmt, width, height, frames)
+    if info.width * info.height > max_pixels:
+        raise invalid(f"the image is {info.width}x{info.height} pixels; at most {max_pixels} pixels are accepted")
+    return info
 
 
 @dataclass(frozen=True)
@@ -207,10 +212,17 @@ def finalize_output(data: bytes, *, output_format: str, max_pixels: int) -> Fina
 
 
 def output_info(data: bytes, *, max_pixels: int) -> ImageInfo:
-    """Header facts of an upstream image (`upstream_error` when it is none), before anything decodes it."""
+    """Header facts of an upstream image (`upstream_error` when it is none), before anything decodes it.
+
+    A plain still image is read from its headers without Pillow (the generate path then never imports it when
+    the format already fits); anything else is probed by Pillow.
+    """
     if sniff_format(data) is None:
         raise ImageGenError(ErrorCode.UPSTREAM_ERROR, "the model returned data that is not an image")
+    still = read_still(data)
     try:
+        if still is not None:
+            return _within(ImageInfo(still.format, still.width, still.height, 1), max_pixels)
         return probe_image(data, max_pixels=max_pixels)
     except ImageGenError as exc:
         raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"the model returned an unusable image: {exc.message}") from exc
