@@ -202,3 +202,39 @@ async def test_sqlite_large_documents_round_trip_and_expired_ones_are_swept(tmp_
     rows = store._conn().execute("SELECT count(*) FROM documents WHERE key = 'old'").fetchone()
     await store.aclose()
     assert rows == (0,)
+
+
+async def test_sqlite_small_transactions_wait_on_the_loop_while_one_runs_in_a_thread(tmp_path: Path) -> None:
+    import threading
+
+    from imagegen_mcp.state import sqlite as module
+
+    store = module.SQLiteStateStore(tmp_path / "busy.sqlite3")
+    assert await store.create("c", "big", {"blob": "x" * (module.INLINE_MAX_CHARS + 10)}, expires_at=LATER)
+    release = threading.Event()
+    ran_in: list[threading.Thread] = []
+
+    def slow(d: dict[str, Any] | None) -> dict[str, Any] | None:  # a large document: runs in a worker thread
+        release.wait(10)
+        return None if d is None else {**d, "n": 1}
+
+    def small(d: dict[str, Any] | None) -> dict[str, Any]:
+        ran_in.append(threading.current_thread())
+        return {"n": (d or {}).get("n", 0) + 1}
+
+    big = asyncio.create_task(store.update("c", "big", slow))
+    await asyncio.sleep(0.05)  # the large update now holds the store's lock in its thread
+    waiters = [asyncio.create_task(store.update("c", f"s{i}", small, expires_at=LATER)) for i in range(3)]
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiters)
+    big.cancel()  # its caller goes away; the thread still holds the lock until it returns
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiters)
+    release.set()
+    done = await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    assert [d.data for d in done if d is not None] == [{"n": 1}] * 3
+    # Each waited for the threaded transaction on the loop, then ran there: none was queued behind it in a thread.
+    assert ran_in == [threading.main_thread()] * 3
+    grown = await store.get("c", "big")
+    await store.aclose()
+    assert grown is not None and grown.data["n"] == 1  # the cancelled caller's update itself went through

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import threading
@@ -64,9 +65,10 @@ class _Deferred(Exception):
 class SQLiteStateStore:
     """Each operation is one transaction (writes: `BEGIN IMMEDIATE`) on the store's connection.
 
-    A small transaction runs on the event loop when it can start at once (no other transaction of this process
-    in a thread, no other process writing): it takes tens of microseconds, less than the hop to a worker thread.
-    Anything that would wait (a busy lock) or is large (a document over INLINE_MAX_CHARS) runs in a thread.
+    A small transaction runs on the event loop when it can start at once (no other process writing): it takes
+    tens of microseconds, less than the hop to a worker thread. While one of this process's transactions runs in
+    a thread, the others wait for it on the loop and then run there. Anything that would wait on another process
+    (a busy lock) or is large (a document over INLINE_MAX_CHARS) runs in a thread.
     """
 
     max_document_bytes = 256 * 1024 * 1024  # far below SQLite's 1 GB row limit; bounded by the request size anyway
@@ -83,6 +85,7 @@ class SQLiteStateStore:
         self._db.execute(_SCHEMA)
         self._on_loop = False  # set while a transaction runs on the event loop (under the lock)
         self._large: set[tuple[str, str]] = set()  # documents seen over INLINE_MAX_CHARS: always in a thread
+        self._threads: set[asyncio.Future[Any]] = set()  # this store's work running in worker threads
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so a read-modify-write holds the write lock.
@@ -149,35 +152,52 @@ class SQLiteStateStore:
         conn.execute("COMMIT")
         return result
 
-    def _try_on_loop(self, body: Callable[[sqlite3.Connection], T], write: bool) -> tuple[bool, T | None]:
-        """(True, result) when the transaction ran here without waiting; (False, None) when it must go to a thread."""
+    def _try_on_loop(self, body: Callable[[sqlite3.Connection], T], write: bool) -> tuple[str, T | None]:
+        """("done", result) when the transaction ran here without waiting; else why not, with nothing changed:
+        "held" (this process's lock is taken) or "thread" (it would wait on another process, or is large)."""
         if not self._lock.acquire(blocking=False):
-            return False, None
+            return "held", None
         conn = self._conn()
         try:
             conn.execute("PRAGMA busy_timeout=0")
             self._on_loop = True
             try:
-                return True, self._body(body, write)
+                return "done", self._body(body, write)
             except _Deferred:
-                return False, None
+                return "thread", None
             except sqlite3.OperationalError as exc:
                 if conn.in_transaction or ("locked" not in str(exc) and "busy" not in str(exc)):
                     raise
-                return False, None  # BEGIN found another process writing: nothing ran, wait in a thread
+                return "thread", None  # BEGIN found another process writing: nothing ran, wait in a thread
             finally:
                 self._on_loop = False
                 conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         finally:
             self._lock.release()
 
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        """`fn` in a worker thread, tracked until it returns (the lock released) even if the caller is cancelled."""
+        future = asyncio.get_running_loop().run_in_executor(None, fn)
+        self._threads.add(future)
+        future.add_done_callback(self._threads.discard)
+        return await asyncio.shield(future)
+
     async def _run(self, body: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         writes = self._writes
-        done, result = self._try_on_loop(body, write)
-        if not done:
-            result = await asyncio.to_thread(self._transaction, body, write=write)
+        while True:
+            outcome, result = self._try_on_loop(body, write)
+            if outcome == "done":
+                break
+            loop = asyncio.get_running_loop()
+            holders = [f for f in self._threads if f.get_loop() is loop]
+            if outcome == "thread" or not holders:
+                result = await self._in_thread(functools.partial(self._transaction, body, write=write))
+                break
+            # This process's lock is held by one of its own threads: wait for it here and run on the loop after,
+            # instead of queueing behind it in a thread too (which under concurrency sends every call to threads).
+            await asyncio.wait(holders, return_when=asyncio.FIRST_COMPLETED)
         if self._writes // SWEEP_EVERY_WRITES != writes // SWEEP_EVERY_WRITES:
-            await asyncio.to_thread(self._maintain)
+            await self._in_thread(self._maintain)
         return cast(T, result)
 
     async def get(self, collection: str, key: str) -> Document | None:
@@ -241,7 +261,7 @@ class SQLiteStateStore:
             ).fetchall()
             return [Document(k, json.loads(d), datetime.fromtimestamp(e, UTC)) for k, d, e in rows]
 
-        return await asyncio.to_thread(self._transaction, body, write=False)
+        return await self._in_thread(functools.partial(self._transaction, body, write=False))
 
     async def aclose(self) -> None:
         with self._lock:
