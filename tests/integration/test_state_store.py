@@ -69,6 +69,9 @@ async def test_update_mutation_sees_current_data_and_none_leaves_it(store: State
     await store.create(coll, "a", {"status": "queued"}, expires_at=LATER)
     unchanged = await store.update(coll, "a", lambda d: None)
     assert unchanged is not None and unchanged.data == {"status": "queued"}
+    # A mutation that changes its argument and then declines leaves the document, and the answer, as they were.
+    declined = await store.update(coll, "a", lambda d: None if d is None else d.update(status="touched"))
+    assert declined is not None and declined.data == {"status": "queued"}
     changed = await store.update(coll, "a", lambda d: {**(d or {}), "status": "running"})
     assert changed is not None and changed.data == {"status": "running"}
     got = await store.get(coll, "a")

@@ -7,6 +7,7 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,10 +51,6 @@ def _larger_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _now() -> float:
-    return datetime.now(UTC).timestamp()
-
-
 def _stamp(moment: datetime) -> float:
     return moment.astimezone(UTC).timestamp()
 
@@ -83,6 +80,7 @@ class SQLiteStateStore:
         # Checkpoints (which fsync) are run by maintenance in a thread, never by a commit on the event loop.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.execute(_SCHEMA)
+        self._db.execute("PRAGMA busy_timeout=0")  # a wait for another process happens in a thread (_transaction)
         self._on_loop = False  # set while a transaction runs on the event loop (under the lock)
         self._large: set[tuple[str, str]] = set()  # documents seen over INLINE_MAX_CHARS: always in a thread
         self._threads: set[asyncio.Future[Any]] = set()  # this store's work running in worker threads
@@ -99,18 +97,22 @@ class SQLiteStateStore:
         return self._db
 
     def _read(self, conn: sqlite3.Connection, collection: str, key: str) -> tuple[dict[str, Any], float] | None:
+        found = self._read_text(conn, collection, key)
+        return None if found is None else (json.loads(found[0]), found[1])
+
+    def _read_text(self, conn: sqlite3.Connection, collection: str, key: str) -> tuple[str, float] | None:
         if self._on_loop and (collection, key) in self._large:
             raise _Deferred
         row = conn.execute(
             "SELECT data, expires_at FROM documents WHERE collection = ? AND key = ?", (collection, key)
         ).fetchone()
-        if row is None or row[1] <= _now():
+        if row is None or row[1] <= time.time():
             return None
         if len(row[0]) > INLINE_MAX_CHARS:
             self._remember_large(collection, key)
             if self._on_loop:
                 raise _Deferred
-        return json.loads(row[0]), row[1]
+        return row[0], row[1]
 
     def _remember_large(self, collection: str, key: str) -> None:
         if len(self._large) >= LARGE_KEYS_KEPT:
@@ -132,14 +134,20 @@ class SQLiteStateStore:
 
     def _maintain(self) -> None:
         """Every SWEEP_EVERY_WRITES writes: drop expired documents and checkpoint the WAL (in a worker thread)."""
-        self._transaction(lambda conn: conn.execute("DELETE FROM documents WHERE expires_at <= ?", (_now(),)))
+        self._transaction(lambda conn: conn.execute("DELETE FROM documents WHERE expires_at <= ?", (time.time(),)))
         with self._lock:
             self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _transaction(self, body: Any, *, write: bool = True) -> Any:
         # One connection per store, one transaction at a time in this process; SQLite's file locks order processes.
+        # In a worker thread, so it may wait for another process's lock (the connection never waits on the loop).
         with self._lock:
-            return self._body(body, write)
+            conn = self._conn()
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            try:
+                return self._body(body, write)
+            finally:
+                conn.execute("PRAGMA busy_timeout=0")
 
     def _body(self, body: Any, write: bool) -> Any:
         conn = self._conn()
@@ -159,7 +167,6 @@ class SQLiteStateStore:
             return "held", None
         conn = self._conn()
         try:
-            conn.execute("PRAGMA busy_timeout=0")
             self._on_loop = True
             try:
                 return "done", self._body(body, write)
@@ -171,7 +178,6 @@ class SQLiteStateStore:
                 return "thread", None  # BEGIN found another process writing: nothing ran, wait in a thread
             finally:
                 self._on_loop = False
-                conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         finally:
             self._lock.release()
 
@@ -220,13 +226,15 @@ class SQLiteStateStore:
         self, collection: str, key: str, mutate: Mutation, *, expires_at: datetime | None = None
     ) -> Document | None:
         def body(conn: sqlite3.Connection) -> Document | None:
-            found = self._read(conn, collection, key)
-            current, expires = (found[0], found[1]) if found else (None, None)
-            new = mutate(None if current is None else json.loads(json.dumps(current)))
+            found = self._read_text(conn, collection, key)
+            text, expires = found if found else (None, None)
+            current = None if text is None else json.loads(text)  # a fresh parse: the mutation's own copy
+            new = mutate(current)
             if new is None:
-                if current is None or expires is None:
+                if text is None or expires is None:
                     return None
-                return Document(key, current, datetime.fromtimestamp(expires, UTC))
+                # Parsed again: the mutation may have changed its argument before leaving the document as it is.
+                return Document(key, json.loads(text), datetime.fromtimestamp(expires, UTC))
             stamp = _stamp(expires_at) if expires_at is not None else expires
             if stamp is None:
                 raise ValueError("creating a document through update needs expires_at")
@@ -257,7 +265,7 @@ class SQLiteStateStore:
             rows = conn.execute(
                 "SELECT key, data, expires_at FROM documents WHERE collection = ? AND key >= ? "
                 "AND (? IS NULL OR key < ?) AND expires_at > ? ORDER BY key",
-                (collection, start or "", end, end, _now()),
+                (collection, start or "", end, end, time.time()),
             ).fetchall()
             return [Document(k, json.loads(d), datetime.fromtimestamp(e, UTC)) for k, d, e in rows]
 
