@@ -51,6 +51,10 @@ def _larger_than(value: Any, limit: int) -> bool:
     return False
 
 
+# One encoder for every write: json.dumps with separators builds a new one per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _stamp(moment: datetime) -> float:
     return moment.astimezone(UTC).timestamp()
 
@@ -123,7 +127,7 @@ class SQLiteStateStore:
         if self._on_loop and _larger_than(data, INLINE_MAX_CHARS):
             self._remember_large(collection, key)
             raise _Deferred
-        text = json.dumps(data, separators=(",", ":"))
+        text = _compact_json(data)
         if len(text) > INLINE_MAX_CHARS:
             self._remember_large(collection, key)
         conn.execute(
