@@ -64,6 +64,18 @@ async def test_expired_document_reads_absent_and_can_be_recreated(store: StateSt
     assert doc is not None and doc.data == {"v": 2}
 
 
+async def test_create_refuses_a_document_over_the_store_limit_and_writes_nothing(store: StateStore) -> None:
+    from imagegen_mcp.state.base import DocumentTooLarge
+
+    coll = _collection()
+    store.max_document_bytes = 100
+    with pytest.raises(DocumentTooLarge) as info:
+        await store.create(coll, "a", {"v": "x" * 200}, expires_at=LATER)
+    assert info.value.size > 200 and info.value.limit == 100
+    assert await store.get(coll, "a") is None
+    assert await store.create(coll, "a", {"v": "x" * 50}, expires_at=LATER)
+
+
 async def test_update_mutation_sees_current_data_and_none_leaves_it(store: StateStore) -> None:
     coll = _collection()
     await store.create(coll, "a", {"status": "queued"}, expires_at=LATER)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .base import Document, Mutation
+from .base import Document, DocumentTooLarge, Mutation
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -123,11 +123,22 @@ class SQLiteStateStore:
             self._large.clear()  # forgetting only costs one more read on the loop before the thread takes over
         self._large.add((collection, key))
 
-    def _write(self, conn: sqlite3.Connection, collection: str, key: str, data: dict[str, Any], expires: float) -> None:
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        collection: str,
+        key: str,
+        data: dict[str, Any],
+        expires: float,
+        *,
+        created: bool,
+    ) -> None:
         if self._on_loop and _larger_than(data, INLINE_MAX_CHARS):
             self._remember_large(collection, key)
             raise _Deferred
         text = _compact_json(data)
+        if created and len(text) > self.max_document_bytes:  # ASCII (ensure_ascii): characters are bytes
+            raise DocumentTooLarge(len(text), self.max_document_bytes)
         if len(text) > INLINE_MAX_CHARS:
             self._remember_large(collection, key)
         conn.execute(
@@ -221,7 +232,7 @@ class SQLiteStateStore:
         def body(conn: sqlite3.Connection) -> bool:
             if self._read(conn, collection, key) is not None:
                 return False
-            self._write(conn, collection, key, data, _stamp(expires_at))
+            self._write(conn, collection, key, data, _stamp(expires_at), created=True)
             return True
 
         return await self._run(body)
@@ -242,7 +253,7 @@ class SQLiteStateStore:
             stamp = _stamp(expires_at) if expires_at is not None else expires
             if stamp is None:
                 raise ValueError("creating a document through update needs expires_at")
-            self._write(conn, collection, key, new, stamp)
+            self._write(conn, collection, key, new, stamp, created=False)
             return Document(key, new, datetime.fromtimestamp(stamp, UTC))
 
         return await self._run(body)
@@ -253,7 +264,7 @@ class SQLiteStateStore:
             data = found[0] if found else {}
             total = int(data.get(field, 0)) + amount
             data[field] = total
-            self._write(conn, collection, key, data, _stamp(expires_at))
+            self._write(conn, collection, key, data, _stamp(expires_at), created=False)
             return total
 
         return await self._run(body)
