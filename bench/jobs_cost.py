@@ -14,9 +14,10 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from typing import Any
+
+from .procs import private_local_dir
 
 
 async def _measure(blocks: int, calls: int) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--calls", type=int, default=40)
     args = parser.parse_args(argv)
-    os.environ.setdefault("IMAGEGEN_LOCAL_DIR", tempfile.mkdtemp(prefix="bench-jobs-cost-"))
+    os.environ.setdefault("IMAGEGEN_LOCAL_DIR", private_local_dir("bench-jobs-cost-"))
     print(json.dumps(asyncio.run(_measure(args.blocks, args.calls))))
     return 0
 

@@ -139,12 +139,22 @@ def wait_healthy(proc: Proc, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def private_local_dir(prefix: str) -> str:
+    """A new output folder alone in its own temporary folder, where the endpoint's state file goes beside it.
+
+    The SQLite state file defaults to `state.sqlite3` in the output folder's parent: an output folder made straight
+    under /tmp would share /tmp/state.sqlite3 with every other server and run on the machine (lock waits, a file
+    that only grows).
+    """
+    return str(Path(tempfile.mkdtemp(prefix=prefix)) / "outputs")
+
+
 @contextlib.contextmanager
 def start_server(app: str, env: dict[str, str], entry: str = "uvicorn") -> Iterator[Proc]:
     """The endpoint or the floor, healthy, for the block; `env` adds to a cleaned copy of this environment."""
     port = free_port()
     full_env = base_env(env)
-    full_env.setdefault("IMAGEGEN_LOCAL_DIR", tempfile.mkdtemp(prefix="bench-outputs-"))
+    full_env.setdefault("IMAGEGEN_LOCAL_DIR", private_local_dir("bench-outputs-"))
     with spawn(server_command(app, entry, port), full_env, port=port, name=app) as proc:
         wait_healthy(proc)
         yield proc

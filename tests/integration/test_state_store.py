@@ -64,11 +64,26 @@ async def test_expired_document_reads_absent_and_can_be_recreated(store: StateSt
     assert doc is not None and doc.data == {"v": 2}
 
 
+async def test_create_refuses_a_document_over_the_store_limit_and_writes_nothing(store: StateStore) -> None:
+    from imagegen_mcp.state.base import DocumentTooLarge
+
+    coll = _collection()
+    store.max_document_bytes = 100
+    with pytest.raises(DocumentTooLarge) as info:
+        await store.create(coll, "a", {"v": "x" * 200}, expires_at=LATER)
+    assert info.value.size > 200 and info.value.limit == 100
+    assert await store.get(coll, "a") is None
+    assert await store.create(coll, "a", {"v": "x" * 50}, expires_at=LATER)
+
+
 async def test_update_mutation_sees_current_data_and_none_leaves_it(store: StateStore) -> None:
     coll = _collection()
     await store.create(coll, "a", {"status": "queued"}, expires_at=LATER)
     unchanged = await store.update(coll, "a", lambda d: None)
     assert unchanged is not None and unchanged.data == {"status": "queued"}
+    # A mutation that changes its argument and then declines leaves the document, and the answer, as they were.
+    declined = await store.update(coll, "a", lambda d: None if d is None else d.update(status="touched"))
+    assert declined is not None and declined.data == {"status": "queued"}
     changed = await store.update(coll, "a", lambda d: {**(d or {}), "status": "running"})
     assert changed is not None and changed.data == {"status": "running"}
     got = await store.get(coll, "a")
@@ -202,3 +217,39 @@ async def test_sqlite_large_documents_round_trip_and_expired_ones_are_swept(tmp_
     rows = store._conn().execute("SELECT count(*) FROM documents WHERE key = 'old'").fetchone()
     await store.aclose()
     assert rows == (0,)
+
+
+async def test_sqlite_small_transactions_wait_on_the_loop_while_one_runs_in_a_thread(tmp_path: Path) -> None:
+    import threading
+
+    from imagegen_mcp.state import sqlite as module
+
+    store = module.SQLiteStateStore(tmp_path / "busy.sqlite3")
+    assert await store.create("c", "big", {"blob": "x" * (module.INLINE_MAX_CHARS + 10)}, expires_at=LATER)
+    release = threading.Event()
+    ran_in: list[threading.Thread] = []
+
+    def slow(d: dict[str, Any] | None) -> dict[str, Any] | None:  # a large document: runs in a worker thread
+        release.wait(10)
+        return None if d is None else {**d, "n": 1}
+
+    def small(d: dict[str, Any] | None) -> dict[str, Any]:
+        ran_in.append(threading.current_thread())
+        return {"n": (d or {}).get("n", 0) + 1}
+
+    big = asyncio.create_task(store.update("c", "big", slow))
+    await asyncio.sleep(0.05)  # the large update now holds the store's lock in its thread
+    waiters = [asyncio.create_task(store.update("c", f"s{i}", small, expires_at=LATER)) for i in range(3)]
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiters)
+    big.cancel()  # its caller goes away; the thread still holds the lock until it returns
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiters)
+    release.set()
+    done = await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    assert [d.data for d in done if d is not None] == [{"n": 1}] * 3
+    # Each waited for the threaded transaction on the loop, then ran there: none was queued behind it in a thread.
+    assert ran_in == [threading.main_thread()] * 3
+    grown = await store.get("c", "big")
+    await store.aclose()
+    assert grown is not None and grown.data["n"] == 1  # the cancelled caller's update itself went through

@@ -42,3 +42,18 @@ async def test_refused_calls_create_no_job_and_finished_ones_carry_their_job(mak
         assert (again.structured_content or {})["images"][0]["id"] == body["images"][0]["id"]
         unknown = await client.call_tool("get_job", {"job_id": "job_0000", "wait_seconds": 0})
         assert unknown.is_error and (unknown.structured_content or {})["error"]["code"] == "not_found"
+
+
+async def test_a_call_too_large_for_a_job_record_is_refused_typed_and_leaves_no_job(make_settings: Any) -> None:
+    settings = make_settings()
+    deps = build_deps(settings)
+    deps.state.max_document_bytes = 4096  # a small backend limit (Firestore's is 1 MB)
+    server = build_server(deps, in_process_caller=Caller(id="in-process-test", kind="none"))
+    async with Client(server) as client:
+        refused = await client.call_tool("generate_image", {"prompt": "a long prompt " * 400})
+        error = (refused.structured_content or {})["error"]
+        assert refused.is_error and error["code"] == "invalid_argument"
+        assert "more than a job record holds here (4096)" in error["message"]
+        assert _jobs(settings) == 0
+        done = await client.call_tool("generate_image", {"prompt": "a short prompt"})
+        assert not done.is_error and _jobs(settings) == 1

@@ -43,6 +43,31 @@ async def test_put_sign_verify_read_delete(make_settings) -> None:  # type: igno
     assert gone.value.code == ErrorCode.NOT_FOUND
 
 
+async def test_small_outputs_are_written_on_the_loop_and_large_ones_in_a_thread(  # type: ignore[no-untyped-def]
+    make_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from imagegen_mcp.storage import local
+
+    store = LocalStore(make_settings())
+    await store.startup_check()
+    written_in: list[threading.Thread] = []
+    write = store._write
+
+    def recording_write(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        written_in.append(threading.current_thread())
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_write", recording_write)
+    small = b"\x89PNG\r\n\x1a\n" + b"s" * (local.INLINE_WRITE_BYTES - 8)
+    large = small + b"l"
+    stored = [await store.put(data, mime_type="image/png", metadata={}) for data in (small, large)]
+    assert written_in[0] is threading.main_thread() and written_in[1] is not threading.main_thread()
+    for item, data in zip(stored, (small, large), strict=True):
+        assert (await store.read(item.id, max_bytes=len(data))).data == data
+
+
 async def test_read_refused_by_metadata_is_the_missing_answer(make_settings) -> None:  # type: ignore[no-untyped-def]
     """`allow` reads the sidecar first: a refused output is reported exactly like a missing one, size unchecked."""
     store = LocalStore(make_settings())

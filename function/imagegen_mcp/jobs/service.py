@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, ImageGenError
+from ..state.base import DocumentTooLarge
 from . import model
 from .runner import JobRunner, owner_record, request_record
 from .store import JobStore
@@ -48,15 +48,15 @@ class JobService:
             queue_timeout=self.settings.job_queue_timeout_seconds,
         )
         record["base_url"] = call.base_url
-        size = len(json.dumps(record, separators=(",", ":")))
-        if size > self.store.state.max_document_bytes:
+        try:
+            # The store measures the record as it serializes it (off the loop when it is large).
+            await self.store.create(job_id, record)
+        except DocumentTooLarge as exc:
             raise ImageGenError(
                 ErrorCode.INVALID_ARGUMENT,
-                f"the call is {size} bytes, more than a job record holds here "
-                f"({self.store.state.max_document_bytes}): pass large input images as https URLs, gs:// URIs or "
-                "ids of earlier outputs instead of inline base64",
-            )
-        await self.store.create(job_id, record)
+                f"the call is {exc.size} bytes, more than a job record holds here ({exc.limit}): pass large input "
+                "images as https URLs, gs:// URIs or ids of earlier outputs instead of inline base64",
+            ) from exc
         try:
             await self.queue.submit(job_id)
         except BaseException:

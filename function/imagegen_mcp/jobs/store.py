@@ -30,7 +30,8 @@ class JobStore:
     async def changed(event: asyncio.Event, within: float) -> None:
         """Return when `event` (from `watch`) is set, or after `within` seconds (other processes: by polling)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), within)
+            async with asyncio.timeout(within):  # wait_for would wrap the wait in one more task
+                await event.wait()
 
     async def create(self, job_id: str, record: dict[str, Any]) -> None:
         expires = datetime.now(UTC) + self.retention

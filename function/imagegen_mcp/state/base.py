@@ -22,6 +22,14 @@ class Document:
     expires_at: datetime
 
 
+class DocumentTooLarge(Exception):
+    """A document over the backend's `max_document_bytes` as compact JSON; nothing was written."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"a {size}-byte document is over this store's {limit}-byte limit")
+        self.size, self.limit = size, limit
+
+
 class StateStore(Protocol):
     """Documents grouped in collections; every operation is atomic across processes and instances."""
 
@@ -32,7 +40,10 @@ class StateStore(Protocol):
         ...
 
     async def create(self, collection: str, key: str, data: dict[str, Any], *, expires_at: datetime) -> bool:
-        """Store `data` under `key` unless a live document is there; True when this call created it."""
+        """Store `data` under `key` unless a live document is there; True when this call created it.
+
+        Raises DocumentTooLarge, writing nothing, when `data` as compact JSON is over `max_document_bytes`.
+        """
         ...
 
     async def update(

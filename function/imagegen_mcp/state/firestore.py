@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, ImageGenError
-from .base import Document, Mutation
+from .base import Document, DocumentTooLarge, Mutation
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -82,7 +83,13 @@ class FirestoreStateStore:
             transaction.set(ref, {"data": data, EXPIRY_FIELD: expires_at.astimezone(UTC)})
             return True
 
-        return await asyncio.to_thread(self._in_transaction, body)
+        def checked() -> bool:
+            size = len(json.dumps(data, separators=(",", ":")))  # here in the thread: a large one takes ms
+            if size > self.max_document_bytes:
+                raise DocumentTooLarge(size, self.max_document_bytes)
+            return bool(self._in_transaction(body))
+
+        return await asyncio.to_thread(checked)
 
     async def update(
         self, collection: str, key: str, mutate: Mutation, *, expires_at: datetime | None = None

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .base import Document, Mutation
+from .base import Document, DocumentTooLarge, Mutation
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -49,8 +51,8 @@ def _larger_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _now() -> float:
-    return datetime.now(UTC).timestamp()
+# One encoder for every write: json.dumps with separators builds a new one per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _stamp(moment: datetime) -> float:
@@ -64,9 +66,10 @@ class _Deferred(Exception):
 class SQLiteStateStore:
     """Each operation is one transaction (writes: `BEGIN IMMEDIATE`) on the store's connection.
 
-    A small transaction runs on the event loop when it can start at once (no other transaction of this process
-    in a thread, no other process writing): it takes tens of microseconds, less than the hop to a worker thread.
-    Anything that would wait (a busy lock) or is large (a document over INLINE_MAX_CHARS) runs in a thread.
+    A small transaction runs on the event loop when it can start at once (no other process writing): it takes
+    tens of microseconds, less than the hop to a worker thread. While one of this process's transactions runs in
+    a thread, the others wait for it on the loop and then run there. Anything that would wait on another process
+    (a busy lock) or is large (a document over INLINE_MAX_CHARS) runs in a thread.
     """
 
     max_document_bytes = 256 * 1024 * 1024  # far below SQLite's 1 GB row limit; bounded by the request size anyway
@@ -81,8 +84,10 @@ class SQLiteStateStore:
         # Checkpoints (which fsync) are run by maintenance in a thread, never by a commit on the event loop.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.execute(_SCHEMA)
+        self._db.execute("PRAGMA busy_timeout=0")  # a wait for another process happens in a thread (_transaction)
         self._on_loop = False  # set while a transaction runs on the event loop (under the lock)
         self._large: set[tuple[str, str]] = set()  # documents seen over INLINE_MAX_CHARS: always in a thread
+        self._threads: set[asyncio.Future[Any]] = set()  # this store's work running in worker threads
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so a read-modify-write holds the write lock.
@@ -96,29 +101,44 @@ class SQLiteStateStore:
         return self._db
 
     def _read(self, conn: sqlite3.Connection, collection: str, key: str) -> tuple[dict[str, Any], float] | None:
+        found = self._read_text(conn, collection, key)
+        return None if found is None else (json.loads(found[0]), found[1])
+
+    def _read_text(self, conn: sqlite3.Connection, collection: str, key: str) -> tuple[str, float] | None:
         if self._on_loop and (collection, key) in self._large:
             raise _Deferred
         row = conn.execute(
             "SELECT data, expires_at FROM documents WHERE collection = ? AND key = ?", (collection, key)
         ).fetchone()
-        if row is None or row[1] <= _now():
+        if row is None or row[1] <= time.time():
             return None
         if len(row[0]) > INLINE_MAX_CHARS:
             self._remember_large(collection, key)
             if self._on_loop:
                 raise _Deferred
-        return json.loads(row[0]), row[1]
+        return row[0], row[1]
 
     def _remember_large(self, collection: str, key: str) -> None:
         if len(self._large) >= LARGE_KEYS_KEPT:
             self._large.clear()  # forgetting only costs one more read on the loop before the thread takes over
         self._large.add((collection, key))
 
-    def _write(self, conn: sqlite3.Connection, collection: str, key: str, data: dict[str, Any], expires: float) -> None:
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        collection: str,
+        key: str,
+        data: dict[str, Any],
+        expires: float,
+        *,
+        created: bool,
+    ) -> None:
         if self._on_loop and _larger_than(data, INLINE_MAX_CHARS):
             self._remember_large(collection, key)
             raise _Deferred
-        text = json.dumps(data, separators=(",", ":"))
+        text = _compact_json(data)
+        if created and len(text) > self.max_document_bytes:  # ASCII (ensure_ascii): characters are bytes
+            raise DocumentTooLarge(len(text), self.max_document_bytes)
         if len(text) > INLINE_MAX_CHARS:
             self._remember_large(collection, key)
         conn.execute(
@@ -129,14 +149,20 @@ class SQLiteStateStore:
 
     def _maintain(self) -> None:
         """Every SWEEP_EVERY_WRITES writes: drop expired documents and checkpoint the WAL (in a worker thread)."""
-        self._transaction(lambda conn: conn.execute("DELETE FROM documents WHERE expires_at <= ?", (_now(),)))
+        self._transaction(lambda conn: conn.execute("DELETE FROM documents WHERE expires_at <= ?", (time.time(),)))
         with self._lock:
             self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _transaction(self, body: Any, *, write: bool = True) -> Any:
         # One connection per store, one transaction at a time in this process; SQLite's file locks order processes.
+        # In a worker thread, so it may wait for another process's lock (the connection never waits on the loop).
         with self._lock:
-            return self._body(body, write)
+            conn = self._conn()
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            try:
+                return self._body(body, write)
+            finally:
+                conn.execute("PRAGMA busy_timeout=0")
 
     def _body(self, body: Any, write: bool) -> Any:
         conn = self._conn()
@@ -149,35 +175,50 @@ class SQLiteStateStore:
         conn.execute("COMMIT")
         return result
 
-    def _try_on_loop(self, body: Callable[[sqlite3.Connection], T], write: bool) -> tuple[bool, T | None]:
-        """(True, result) when the transaction ran here without waiting; (False, None) when it must go to a thread."""
+    def _try_on_loop(self, body: Callable[[sqlite3.Connection], T], write: bool) -> tuple[str, T | None]:
+        """("done", result) when the transaction ran here without waiting; else why not, with nothing changed:
+        "held" (this process's lock is taken) or "thread" (it would wait on another process, or is large)."""
         if not self._lock.acquire(blocking=False):
-            return False, None
+            return "held", None
         conn = self._conn()
         try:
-            conn.execute("PRAGMA busy_timeout=0")
             self._on_loop = True
             try:
-                return True, self._body(body, write)
+                return "done", self._body(body, write)
             except _Deferred:
-                return False, None
+                return "thread", None
             except sqlite3.OperationalError as exc:
                 if conn.in_transaction or ("locked" not in str(exc) and "busy" not in str(exc)):
                     raise
-                return False, None  # BEGIN found another process writing: nothing ran, wait in a thread
+                return "thread", None  # BEGIN found another process writing: nothing ran, wait in a thread
             finally:
                 self._on_loop = False
-                conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         finally:
             self._lock.release()
 
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        """`fn` in a worker thread, tracked until it returns (the lock released) even if the caller is cancelled."""
+        future = asyncio.get_running_loop().run_in_executor(None, fn)
+        self._threads.add(future)
+        future.add_done_callback(self._threads.discard)
+        return await asyncio.shield(future)
+
     async def _run(self, body: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         writes = self._writes
-        done, result = self._try_on_loop(body, write)
-        if not done:
-            result = await asyncio.to_thread(self._transaction, body, write=write)
+        while True:
+            outcome, result = self._try_on_loop(body, write)
+            if outcome == "done":
+                break
+            loop = asyncio.get_running_loop()
+            holders = [f for f in self._threads if f.get_loop() is loop]
+            if outcome == "thread" or not holders:
+                result = await self._in_thread(functools.partial(self._transaction, body, write=write))
+                break
+            # This process's lock is held by one of its own threads: wait for it here and run on the loop after,
+            # instead of queueing behind it in a thread too (which under concurrency sends every call to threads).
+            await asyncio.wait(holders, return_when=asyncio.FIRST_COMPLETED)
         if self._writes // SWEEP_EVERY_WRITES != writes // SWEEP_EVERY_WRITES:
-            await asyncio.to_thread(self._maintain)
+            await self._in_thread(self._maintain)
         return cast(T, result)
 
     async def get(self, collection: str, key: str) -> Document | None:
@@ -191,7 +232,7 @@ class SQLiteStateStore:
         def body(conn: sqlite3.Connection) -> bool:
             if self._read(conn, collection, key) is not None:
                 return False
-            self._write(conn, collection, key, data, _stamp(expires_at))
+            self._write(conn, collection, key, data, _stamp(expires_at), created=True)
             return True
 
         return await self._run(body)
@@ -200,17 +241,19 @@ class SQLiteStateStore:
         self, collection: str, key: str, mutate: Mutation, *, expires_at: datetime | None = None
     ) -> Document | None:
         def body(conn: sqlite3.Connection) -> Document | None:
-            found = self._read(conn, collection, key)
-            current, expires = (found[0], found[1]) if found else (None, None)
-            new = mutate(None if current is None else json.loads(json.dumps(current)))
+            found = self._read_text(conn, collection, key)
+            text, expires = found if found else (None, None)
+            current = None if text is None else json.loads(text)  # a fresh parse: the mutation's own copy
+            new = mutate(current)
             if new is None:
-                if current is None or expires is None:
+                if text is None or expires is None:
                     return None
-                return Document(key, current, datetime.fromtimestamp(expires, UTC))
+                # Parsed again: the mutation may have changed its argument before leaving the document as it is.
+                return Document(key, json.loads(text), datetime.fromtimestamp(expires, UTC))
             stamp = _stamp(expires_at) if expires_at is not None else expires
             if stamp is None:
                 raise ValueError("creating a document through update needs expires_at")
-            self._write(conn, collection, key, new, stamp)
+            self._write(conn, collection, key, new, stamp, created=False)
             return Document(key, new, datetime.fromtimestamp(stamp, UTC))
 
         return await self._run(body)
@@ -221,7 +264,7 @@ class SQLiteStateStore:
             data = found[0] if found else {}
             total = int(data.get(field, 0)) + amount
             data[field] = total
-            self._write(conn, collection, key, data, _stamp(expires_at))
+            self._write(conn, collection, key, data, _stamp(expires_at), created=False)
             return total
 
         return await self._run(body)
@@ -237,11 +280,11 @@ class SQLiteStateStore:
             rows = conn.execute(
                 "SELECT key, data, expires_at FROM documents WHERE collection = ? AND key >= ? "
                 "AND (? IS NULL OR key < ?) AND expires_at > ? ORDER BY key",
-                (collection, start or "", end, end, _now()),
+                (collection, start or "", end, end, time.time()),
             ).fetchall()
             return [Document(k, json.loads(d), datetime.fromtimestamp(e, UTC)) for k, d, e in rows]
 
-        return await asyncio.to_thread(self._transaction, body, write=False)
+        return await self._in_thread(functools.partial(self._transaction, body, write=False))
 
     async def aclose(self) -> None:
         with self._lock:
