@@ -90,7 +90,7 @@ def _pillow(data: bytes) -> tuple[str, int, int, int] | None:
 
 
 def _agrees(data: bytes) -> StillImage | None:
-    still = read_still(data)
+    still = read_still(data, imaging.sniff_format(data))
     if still is not None:
         assert _pillow(data) == (still.format, still.width, still.height, 1), still
     return still

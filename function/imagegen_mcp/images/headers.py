@@ -17,23 +17,15 @@ class StillImage(NamedTuple):
     height: int
 
 
-def read_still(data: bytes) -> StillImage | None:
-    """The still image `data` holds, or None when its headers alone do not say so with certainty."""
+def read_still(data: bytes, fmt: str | None) -> StillImage | None:
+    """The still image `data` holds, or None when its headers alone do not say so with certainty.
+
+    `fmt` is what `imaging.sniff_format` judged from the magic bytes (None: not an image we read).
+    """
+    if fmt is None or fmt not in _READERS:
+        return None
     try:
-        if data.startswith(b"\x89PNG\r\n\x1a\n"):
-            size = _png(data)
-            fmt = "png"
-        elif data.startswith(b"\xff\xd8\xff"):
-            size = _jpeg(data)
-            fmt = "jpeg"
-        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            size = _webp(data)
-            fmt = "webp"
-        elif data[:6] in (b"GIF87a", b"GIF89a"):
-            size = _gif(data)
-            fmt = "gif"
-        else:
-            return None
+        size = _READERS[fmt](data)
     except (struct.error, IndexError):  # a bounds slip on hostile bytes: not certain, so not an answer
         return None
     if size is None or size[0] <= 0 or size[1] <= 0:
@@ -273,3 +265,6 @@ def _gif_extension_ok(label: int, lengths: list[int]) -> bool:
     if label == 0xFF:  # application (NETSCAPE looping reads a second block)
         return len(lengths) >= 2
     return bool(lengths)
+
+
+_READERS = {"png": _png, "jpeg": _jpeg, "webp": _webp, "gif": _gif}

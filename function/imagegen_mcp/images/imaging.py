@@ -217,9 +217,10 @@ def output_info(data: bytes, *, max_pixels: int) -> ImageInfo:
     A plain still image is read from its headers without Pillow (the generate path then never imports it when
     the format already fits); anything else is probed by Pillow.
     """
-    if sniff_format(data) is None:
+    fmt = sniff_format(data)
+    if fmt is None:
         raise ImageGenError(ErrorCode.UPSTREAM_ERROR, "the model returned data that is not an image")
-    still = read_still(data)
+    still = read_still(data, fmt)
     try:
         if still is not None:
             return _within(ImageInfo(still.format, still.width, still.height, 1), max_pixels)
