@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ErrorCode, ImageGenError
 from ..images import inputs
+from ..images.budget import MIB
 from ..images.fetcher import sniff_image_type
 from .base import Availability, ProducedImage
 from .json_blobs import Base64Blob, BlobJsonParser
@@ -29,7 +30,6 @@ T = TypeVar("T")
 
 MAX_UPSTREAM_MESSAGE = 300  # characters of an upstream error message we pass on to the caller
 ANSWER_MAX_IMAGES = 4  # the most images one answer holds (n ≤ 4): bounds the streamed body with the image cap
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -228,10 +228,7 @@ async def request_json(
             await response.aclose()
     except httpx2.HTTPError as exc:
         raise _failed(vendor, exc) from exc
-    return _object(vendor, parser.result())
-
-
-def _object(vendor: str, body: Any) -> dict[str, Any]:
+    body = parser.result()
     if not isinstance(body, dict):
         raise ImageGenError(ErrorCode.UPSTREAM_ERROR, f"{vendor} answered with an unexpected JSON shape")
     return body
