@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,10 @@ class Document:
     key: str
     data: dict[str, Any]
     expires_at: datetime
+
+
+# A document's size is that of its compact JSON. One encoder for all: json.dumps with separators builds one per call.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class DocumentTooLarge(Exception):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, ImageGenError
-from .base import Document, DocumentTooLarge, Mutation
+from .base import Document, DocumentTooLarge, Mutation, compact_json
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -84,7 +83,7 @@ class FirestoreStateStore:
             return True
 
         def checked() -> bool:
-            size = len(json.dumps(data, separators=(",", ":")))  # here in the thread: a large one takes ms
+            size = len(compact_json(data))  # here in the thread: a large one takes ms
             if size > self.max_document_bytes:
                 raise DocumentTooLarge(size, self.max_document_bytes)
             return bool(self._in_transaction(body))

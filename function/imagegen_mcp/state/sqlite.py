@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .base import Document, DocumentTooLarge, Mutation
+from .base import Document, DocumentTooLarge, Mutation, compact_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -49,10 +49,6 @@ def _larger_than(value: Any, limit: int) -> bool:
         if total > limit:
             return True
     return False
-
-
-# One encoder for every write: json.dumps with separators builds a new one per call.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _stamp(moment: datetime) -> float:
@@ -136,7 +132,7 @@ class SQLiteStateStore:
         if self._on_loop and _larger_than(data, INLINE_MAX_CHARS):
             self._remember_large(collection, key)
             raise _Deferred
-        text = _compact_json(data)
+        text = compact_json(data)
         if created and len(text) > self.max_document_bytes:  # ASCII (ensure_ascii): characters are bytes
             raise DocumentTooLarge(len(text), self.max_document_bytes)
         if len(text) > INLINE_MAX_CHARS:
