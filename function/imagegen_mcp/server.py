@@ -53,6 +53,10 @@ def _checked_calls(surface: Surface) -> ServerMiddleware[Any]:
     """Middleware: refuse unknown tools/resources as JSON-RPC errors and bad arguments as typed results, up front."""
 
     async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.request_id is None:
+            # A notification (no id), whatever its method: nobody awaits an answer, so nothing is checked here
+            # (a refusal would only be logged as a handler crash); the SDK drops methods it has no handler for.
+            return await call_next(ctx)
         params = ctx.params if isinstance(ctx.params, Mapping) else {}
         spec = None
         if ctx.method == "tools/call" and isinstance(params.get("name"), str):

@@ -161,3 +161,27 @@ def test_bad_prompt_requests_are_invalid_params_not_server_errors(
     [message] = jsonrpc_messages(response)
     assert message["error"]["code"] == -32602
     assert error_log_lines(server) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("resources/read", {"uri": "imagegen://no-such-resource"}),
+        ("tools/call", {"name": "no-such-tool", "arguments": {}}),
+        ("tools/call", {"name": "generate_image", "arguments": {"prompt": 7}}),
+        ("prompts/get", {"name": "no-such-prompt"}),
+    ],
+)
+def test_request_methods_sent_as_notifications_are_dropped_quietly(
+    server: ServerHandle, http: httpx2.Client, method: str, params: dict[str, Any]
+) -> None:
+    """Found by the fuzzer: a request method without an id (a notification) went through the request checks, whose
+    refusal had no one to answer and was logged as an ERROR with a stack trace."""
+    response = http.post(
+        server.mcp_url, json={"jsonrpc": "2.0", "method": method, "params": params}, headers=MCP_HEADERS
+    )
+    assert response.status_code == 202, response.text
+    # The notification is handled after its 202: a request answered after it means its log lines are written.
+    _, after = post_tools_call(http, server.mcp_url, "list_models", {}, headers=MCP_HEADERS)
+    assert after.status_code == 200
+    assert error_log_lines(server) == []
