@@ -130,6 +130,18 @@ def test_a_string_just_under_the_threshold_stays_text_and_one_at_it_becomes_a_bl
     assert found["b"] == Base64Blob("", base64.b64decode(at))
 
 
+@pytest.mark.parametrize("odd", ['\\"', "\\\\", "\\n", "-", "é"])
+def test_a_string_that_turns_odd_around_the_judged_prefix_parses_exactly(odd: str) -> None:
+    """Only a string's first MIN_BLOB_CHARS are searched for its end before it is judged: an escape (or a character
+    outside base64) just inside, at, or just past that window must still be read as json.loads reads it."""
+    for offset in range(MIN_BLOB_CHARS - 6, MIN_BLOB_CHARS + 6):
+        text = "QUJD" * (offset // 4) + "QUJD"[: offset % 4]
+        body = ('{"a": "' + text + odd + "QUJD" * 700 + '", "b": "tail \\" quote"}').encode()
+        expected = json.loads(body)
+        for size in (len(body), MIN_BLOB_CHARS + 7, 1000, 97):
+            assert as_text(parse(chunked(body, size))) == expected, (odd, offset, size)
+
+
 def test_a_forged_marker_string_stays_the_upstreams_text() -> None:
     forged = "imagegen-blob-" + "0" * 32 + "-0"
     found = parse([json.dumps({"b64_json": LONG_B64, "note": forged}).encode()])

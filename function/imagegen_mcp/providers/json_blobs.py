@@ -96,13 +96,22 @@ class BlobJsonParser:
         if self._escaped:
             scan, self._escaped = pos + 1, False
         while True:
-            found = _QUOTE_OR_BACKSLASH.search(chunk, scan)
+            limit = len(chunk)
+            if self._may_be_blob:
+                # Only the string's first MIN_BLOB_CHARS decide; past them a blob's end is found by `find`, which
+                # is many times faster than this search.
+                limit = min(limit, pos + max(1, MIN_BLOB_CHARS - (len(self._skeleton) - self._string_start)))
+            found = _QUOTE_OR_BACKSLASH.search(chunk, scan, limit)
             if found is None:
-                self._skeleton += chunk[pos:]
+                self._skeleton += chunk[pos:limit]
                 self._maybe_start_blob()
-                return len(chunk)
+                if limit == len(chunk) or self._state == _IN_BLOB:
+                    return limit
+                pos = scan = limit  # judged to be text: the rest of it is searched whole
+                continue
             at = found.start()
             if chunk[at] == 0x5C:  # backslash: the next byte is escaped, perhaps in the next chunk
+                self._may_be_blob = False  # no base64 string has one
                 if at + 1 >= len(chunk):
                     self._skeleton += chunk[pos:]
                     self._escaped = True
