@@ -21,9 +21,12 @@ from .config import Settings
 from .errors import ErrorCode, ImageGenError
 from .images.budget import DecodeBudget
 from .logs import bind_request, configure_logging, reset_request, trace_field
+from .response_mode import wants_stream
 from .storage.base import mime_of_id
 
 if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
     from .deps import Deps
 
 log = logging.getLogger(__name__)
@@ -174,10 +177,14 @@ def _method_not_allowed() -> Response:
 class _McpRoute:
     """POST /mcp to the SDK once the whole body is in (a client that hangs up earlier is one INFO line); else 405."""
 
-    def __init__(self, sdk_app: ASGIApp, max_body: int, bodies: DecodeBudget) -> None:
-        self.sdk_app = sdk_app
+    def __init__(
+        self, streamed: ASGIApp, plain: ASGIApp, max_body: int, bodies: DecodeBudget, default_wait_seconds: float
+    ) -> None:
+        self.streamed = streamed  # the SDK answering with an SSE stream
+        self.plain = plain  # the same server answering with one JSON body
         self.max_body = max_body
         self.bodies = bodies
+        self.default_wait_seconds = default_wait_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -225,7 +232,8 @@ class _McpRoute:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.sdk_app({**scope, "path": MCP_PATH, "raw_path": MCP_PATH.encode()}, replay, send)
+        sdk_app = self.streamed if wants_stream(scope, body, self.default_wait_seconds) else self.plain
+        await sdk_app({**scope, "path": MCP_PATH, "raw_path": MCP_PATH.encode()}, replay, send)
 
 
 def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
@@ -242,17 +250,24 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     mcp_server = build_server(deps, in_process_caller=None)  # every call comes over HTTP, authenticated
     # The SDK's documented mounting: its streamable-HTTP app serves /mcp and its session manager runs in our
     # lifespan (a mounted app's own lifespan never runs). Host/Origin checks are ours (GuardMiddleware, all
-    # routes); the SDK's localhost-only check would 421 on run.app.
-    sdk_app = mcp_server.streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        stateless_http=True,
-        json_response=False,
-        max_request_body_size=settings.max_request_bytes,
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
-    session_manager = mcp_server.session_manager
+    # routes); the SDK's localhost-only check would 421 on run.app. Built twice, for its two response modes
+    # (response_mode.wants_stream picks one per request): each build makes its own session manager.
+    managers: list[StreamableHTTPSessionManager] = []
+    sdk_apps: list[ASGIApp] = []
+    for json_response in (False, True):
+        sdk_apps.append(
+            mcp_server.streamable_http_app(
+                streamable_http_path=MCP_PATH,
+                stateless_http=True,
+                json_response=json_response,
+                max_request_body_size=settings.max_request_bytes,
+                transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+            )
+        )
+        managers.append(mcp_server.session_manager)
     bodies = DecodeBudget(settings.body_budget_bytes, wait_seconds=settings.request_deadline_seconds)
-    mcp_route = _McpRoute(sdk_app, settings.max_request_bytes, bodies)
+    streamed, plain = sdk_apps
+    mcp_route = _McpRoute(streamed, plain, settings.max_request_bytes, bodies, settings.wait_seconds)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -298,7 +313,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with session_manager.run():
+        async with managers[0].run(), managers[1].run():
             await _startup(deps)
             sweeper = asyncio.create_task(_sweep_forever(deps)) if isinstance(deps.store, LocalStore) else None
             try:
@@ -324,6 +339,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.deps = deps
     app.state.mcp_server = mcp_server
+    app.state.session_managers = tuple(managers)  # (stream, JSON)
     hosts = HostPolicy.from_settings(settings)
     app.add_middleware(GuardMiddleware, settings=settings, deps=deps, hosts=hosts)
     app.add_middleware(RequestContextMiddleware, settings=settings)

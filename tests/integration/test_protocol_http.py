@@ -23,7 +23,7 @@ MODERN_META = {
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[ServerHandle]:
-    with start_server({}) as handle:
+    with start_server({"IMAGEGEN_RATE_LIMIT_PER_MINUTE": "0"}) as handle:  # more calls than a minute's default
         yield handle
 
 
@@ -54,6 +54,51 @@ def test_one_request_id_per_response(endpoint: ServerHandle, revision: str) -> N
         assert len(ids) == 1, f"response {call_id} carries {len(ids)} request ids: {ids}"
         seen.append(ids[0])
     assert len(set(seen)) == len(seen)
+
+
+def _call(
+    endpoint: ServerHandle,
+    revision: str,
+    arguments: dict[str, Any],
+    meta: dict[str, Any] | None = None,
+    accept: str = ACCEPT["Accept"],
+) -> httpx2.Response:
+    params: dict[str, Any] = {"name": "generate_image", "arguments": {"prompt": "a plain call", **arguments}}
+    headers = {**ACCEPT, "Accept": accept, "MCP-Protocol-Version": revision}
+    if meta is not None or revision == "2026-07-28":
+        params["_meta"] = dict(meta or {})
+    if revision == "2026-07-28":
+        params["_meta"].update(MODERN_META)
+        headers.update({"Mcp-Method": "tools/call", "Mcp-Name": "generate_image"})
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params}
+    return httpx2.post(endpoint.mcp_url, content=json.dumps(body), headers=headers, timeout=60)
+
+
+@pytest.mark.parametrize("revision", ["2025-11-25", "2026-07-28"])  # the latter: the SDK's own choice, the same
+def test_a_call_without_progress_is_answered_with_one_json_body(endpoint: ServerHandle, revision: str) -> None:
+    response = _call(endpoint, revision, {})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    message = response.json()
+    assert message["id"] == 9 and message["result"]["isError"] is False
+    assert message["result"]["structuredContent"]["images"][0]["id"]
+    assert len(response.headers.get_list("x-request-id")) == 1
+
+
+def test_progress_and_an_explicit_wait_keep_the_stream(endpoint: ServerHandle) -> None:
+    streamed = _call(endpoint, "2025-11-25", {}, meta={"progressToken": "p-1"})
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert '"method":"notifications/progress"' in streamed.text.replace(" ", "")
+    waited = _call(endpoint, "2025-11-25", {"wait_seconds": 30})
+    assert waited.headers["content-type"].startswith("text/event-stream")
+    for response in (streamed, waited):
+        assert response.status_code == 200 and '"isError":false' in response.text.replace(" ", "")
+
+
+def test_a_client_that_does_not_accept_the_stream_is_still_refused(endpoint: ServerHandle) -> None:
+    """As before the JSON mode existed: the transport requires both types in Accept (406 otherwise)."""
+    response = _call(endpoint, "2025-11-25", {}, accept="application/json")
+    assert response.status_code == 406, response.text
 
 
 def test_trailing_slash_path_is_the_same_endpoint(endpoint: ServerHandle) -> None:

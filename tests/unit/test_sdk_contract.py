@@ -27,8 +27,11 @@ def test_sdk_contract_session_manager_comes_with_streamable_http_app(make_settin
     with pytest.raises(RuntimeError):
         _ = MCPServer("bare").session_manager  # only exists once streamable_http_app() has built it
     app = create_app(make_settings())
-    manager = app.state.mcp_server.session_manager
-    assert isinstance(manager, StreamableHTTPSessionManager) and manager.stateless and not manager.json_response
+    streamed, plain = app.state.session_managers  # one build per response mode (imagegen_mcp.response_mode)
+    for manager in (streamed, plain):
+        assert isinstance(manager, StreamableHTTPSessionManager) and manager.stateless
+    assert not streamed.json_response and plain.json_response
+    assert streamed is not plain and app.state.mcp_server.session_manager is plain
 
 
 async def test_sdk_contract_prompt_errors_are_value_errors(server) -> None:  # type: ignore[no-untyped-def]
