@@ -75,7 +75,7 @@ class JobService:
         self, job_id: str, caller: Caller, wait_seconds: float, progress: ProgressSink | None
     ) -> dict[str, Any]:
         """Up to `wait_seconds` for the job to end; a progress notification on each new message, at least every 5 s."""
-        event = self.store.watch(job_id)
+        change = self.store.watch(job_id)
         record = await self.get(job_id, caller)
         deadline = time.monotonic() + wait_seconds
         told: str | None = None
@@ -93,9 +93,10 @@ class JobService:
             remaining = deadline - time.monotonic()
             if record["status"] not in model.ACTIVE or remaining <= 0:
                 break
-            await self.store.changed(event, min(POLL_SECONDS, remaining))
-            event = self.store.watch(job_id)
-            record = await self.get(job_id, caller)
+            await self.store.changed(change, min(POLL_SECONDS, remaining))
+            fresh = change.fresh_record(record)  # the owner was checked by the first read; it never changes
+            change = self.store.watch(job_id)
+            record = fresh if fresh is not None else await self.get(job_id, caller)
         return record
 
     async def cancel(self, job_id: str, caller: Caller) -> tuple[dict[str, Any], bool]:

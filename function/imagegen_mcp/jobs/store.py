@@ -13,6 +13,32 @@ from . import model
 from .model import COLLECTION
 
 
+class Change:
+    """One wait for a job's next change in this process; once woken, it holds what that change left."""
+
+    __slots__ = ("event", "progress_only", "record")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.progress_only = False
+        self.record: dict[str, Any] | None = None
+
+    def fresh_record(self, current: dict[str, Any]) -> dict[str, Any] | None:
+        """The record a waiter goes on with without reading the store, or None when it must read it.
+
+        Woken by a transition of this process: the record that transition wrote. Woken by progress alone:
+        `current` (only a transition changes the record). Not woken (another process may have changed the job,
+        which only a read shows), or a transition that left nothing usable: None.
+        """
+        if not self.event.is_set():
+            return None
+        if self.progress_only:
+            return current
+        if self.record is None or model.expired_failure(self.record, time.time()) is not None:
+            return None
+        return self.record
+
+
 class JobStore:
     """Reads reconcile on the way out: a job whose lease or queue deadline passed is failed, durably, once."""
 
@@ -20,18 +46,18 @@ class JobStore:
         self.state = state
         self.retention = timedelta(days=retention_days)
         self.lease = lease_seconds
-        self._events: dict[str, asyncio.Event] = {}
+        self._changes: dict[str, Change] = {}
 
-    def watch(self, job_id: str) -> asyncio.Event:
-        """An event set by this process's next change to the job; take it BEFORE reading, so no change is missed."""
-        return self._events.setdefault(job_id, asyncio.Event())
+    def watch(self, job_id: str) -> Change:
+        """Set by this process's next change to the job; take it BEFORE reading, so no change is missed."""
+        return self._changes.setdefault(job_id, Change())
 
     @staticmethod
-    async def changed(event: asyncio.Event, within: float) -> None:
-        """Return when `event` (from `watch`) is set, or after `within` seconds (other processes: by polling)."""
+    async def changed(change: Change, within: float) -> None:
+        """Return when `change` (from `watch`) is set, or after `within` seconds (other processes: by polling)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):  # wait_for would wrap the wait in one more task
-                await event.wait()
+                await change.event.wait()
 
     async def create(self, job_id: str, record: dict[str, Any]) -> None:
         expires = datetime.now(UTC) + self.retention
@@ -40,14 +66,20 @@ class JobStore:
 
     async def _apply(self, job_id: str, change: Any) -> dict[str, Any] | None:
         doc = await self.state.update(COLLECTION, job_id, change)
-        self.poke(job_id)
-        return None if doc is None else doc.data
+        record = None if doc is None else doc.data
+        self._wake(job_id, record=record)
+        return record
 
     def poke(self, job_id: str) -> None:
-        """Wake this process's waiters on `job_id`."""
-        event = self._events.pop(job_id, None)
-        if event is not None:
-            event.set()
+        """Wake this process's waiters on `job_id`: its progress moved (the record did not change)."""
+        self._wake(job_id, progress_only=True)
+
+    def _wake(self, job_id: str, *, record: dict[str, Any] | None = None, progress_only: bool = False) -> None:
+        change = self._changes.pop(job_id, None)
+        if change is not None:
+            # Waiters only read the record they are handed (they render it into new objects).
+            change.record, change.progress_only = record, progress_only
+            change.event.set()
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
         doc = await self.state.get(COLLECTION, job_id)
