@@ -33,11 +33,12 @@ async def _queued(store: JobStore) -> tuple[str, dict[str, Any]]:
 async def test_a_transition_hands_the_waiter_the_record_it_wrote(store: JobStore) -> None:
     job_id, queued = await _queued(store)
     change = store.watch(job_id)
-    assert change.fresh_record(queued) is None  # not woken yet: only a read tells
+    assert change.take(queued) is None  # nothing noted yet: only a read tells
     claimed = await store.claim(job_id, "worker-a")
     await store.changed(change, 1.0)
-    assert claimed is not None and change.fresh_record(queued) == claimed == await store.get(job_id)
-    assert change.fresh_record(queued)["status"] == "running"  # type: ignore[index]
+    assert claimed is not None and claimed["status"] == "running"
+    assert change.take(queued) == claimed == await store.get(job_id)
+    assert change.take(queued) is None  # taken: the next look needs a new change (or a read)
 
 
 async def test_progress_alone_leaves_the_record_the_waiter_had(store: JobStore) -> None:
@@ -45,14 +46,38 @@ async def test_progress_alone_leaves_the_record_the_waiter_had(store: JobStore) 
     change = store.watch(job_id)
     store.poke(job_id)
     await store.changed(change, 1.0)
-    assert change.fresh_record(queued) is queued
+    assert change.take(queued) is queued
+
+
+async def test_what_happens_before_the_waiter_looks_is_not_lost(store: JobStore) -> None:
+    """Progress, then two transitions, all before the waiter takes a look: it goes on with the last record, and
+    progress after a transition does not hide it (the waiter would otherwise poll for a finished job)."""
+    job_id, queued = await _queued(store)
+    change = store.watch(job_id)
+    store.poke(job_id)
+    claimed = await store.claim(job_id, "worker-a")
+    assert claimed is not None
+    finished = await store.finish(job_id, "worker-a", claimed["attempt"], result={"images": []})
+    store.poke(job_id)
+    assert finished and change.take(queued) == await store.get(job_id)
+    assert (await store.get(job_id) or {})["status"] == "succeeded"
+
+
+async def test_every_waiter_is_told_and_a_finished_wait_leaves_nothing_behind(store: JobStore) -> None:
+    job_id, queued = await _queued(store)
+    first, second = store.watch(job_id), store.watch(job_id)
+    claimed = await store.claim(job_id, "worker-a")
+    assert first.take(queued) == claimed == second.take(queued)
+    store.unwatch(job_id, first)
+    store.unwatch(job_id, second)
+    assert store._watches == {}  # one entry per job ever waited on would be a leak
 
 
 async def test_a_wait_that_timed_out_reads_the_store(store: JobStore) -> None:
     job_id, queued = await _queued(store)
     change = store.watch(job_id)
     await store.changed(change, 0.01)  # another process may have cancelled it meanwhile
-    assert change.fresh_record(queued) is None
+    assert change.take(queued) is None
 
 
 async def test_a_transition_that_left_no_usable_record_makes_the_waiter_read(store: JobStore) -> None:
@@ -60,15 +85,15 @@ async def test_a_transition_that_left_no_usable_record_makes_the_waiter_read(sto
     gone = store.watch(job_id)
     await store.state.delete(model.COLLECTION, job_id)
     assert await store.cancel(job_id) is None  # the job is gone: the update wrote nothing
-    assert gone.fresh_record(queued) is None
+    assert gone.take(queued) is None
     # A record whose lease has run out is reconciled (failed, durably) by a read, never used as it is.
     job_id, queued = await _queued(store)
     change = store.watch(job_id)
     claimed = await store.claim(job_id, "worker-a")
     assert claimed is not None
     stale = {**claimed, "lease_expires_at": time.time() - 1}
-    change.record = stale
-    assert model.expired_failure(stale, time.time()) is not None and change.fresh_record(queued) is None
+    change.note(stale, progress_only=False)
+    assert model.expired_failure(stale, time.time()) is not None and change.take(queued) is None
 
 
 async def test_a_call_waiting_on_its_own_job_reads_the_record_once_then_follows_the_transitions(

@@ -10,7 +10,7 @@ from ..errors import ErrorCode, ImageGenError
 from ..state.base import DocumentTooLarge
 from . import model
 from .runner import JobRunner, owner_record, request_record
-from .store import JobStore
+from .store import Change, JobStore
 
 if TYPE_CHECKING:
     from ..access.caller import Caller
@@ -76,6 +76,14 @@ class JobService:
     ) -> dict[str, Any]:
         """Up to `wait_seconds` for the job to end; a progress notification on each new message, at least every 5 s."""
         change = self.store.watch(job_id)
+        try:
+            return await self._wait(job_id, caller, change, wait_seconds, progress)
+        finally:
+            self.store.unwatch(job_id, change)
+
+    async def _wait(
+        self, job_id: str, caller: Caller, change: Change, wait_seconds: float, progress: ProgressSink | None
+    ) -> dict[str, Any]:
         record = await self.get(job_id, caller)
         deadline = time.monotonic() + wait_seconds
         told: str | None = None
@@ -92,12 +100,10 @@ class JobService:
                     progress = None
             remaining = deadline - time.monotonic()
             if record["status"] not in model.ACTIVE or remaining <= 0:
-                break
+                return record
             await self.store.changed(change, min(POLL_SECONDS, remaining))
-            fresh = change.fresh_record(record)  # the owner was checked by the first read; it never changes
-            change = self.store.watch(job_id)
+            fresh = change.take(record)  # the owner was checked by the first read; it never changes
             record = fresh if fresh is not None else await self.get(job_id, caller)
-        return record
 
     async def cancel(self, job_id: str, caller: Caller) -> tuple[dict[str, Any], bool]:
         """Cancel the job if it is still queued or running; returns its record and whether this call cancelled it."""

@@ -14,7 +14,7 @@ from .model import COLLECTION
 
 
 class Change:
-    """One wait for a job's next change in this process; once woken, it holds what that change left."""
+    """One waiter's watch on a job: what this process changed since the waiter last looked (`take`)."""
 
     __slots__ = ("event", "progress_only", "record")
 
@@ -23,20 +23,30 @@ class Change:
         self.progress_only = False
         self.record: dict[str, Any] | None = None
 
-    def fresh_record(self, current: dict[str, Any]) -> dict[str, Any] | None:
-        """The record a waiter goes on with without reading the store, or None when it must read it.
+    def note(self, record: dict[str, Any] | None, *, progress_only: bool) -> None:
+        if not progress_only:
+            self.record, self.progress_only = record, False  # the latest transition's record (None: read)
+        elif not self.event.is_set():
+            self.progress_only = True  # after a transition, progress leaves that transition's record standing
+        self.event.set()
 
-        Woken by a transition of this process: the record that transition wrote. Woken by progress alone:
-        `current` (only a transition changes the record). Not woken (another process may have changed the job,
-        which only a read shows), or a transition that left nothing usable: None.
+    def take(self, current: dict[str, Any]) -> dict[str, Any] | None:
+        """The record to go on with without reading the store, or None when it must be read; then watch afresh.
+
+        After a transition of this process: the record the last one wrote. After progress alone: `current` (only a
+        transition changes the record). Nothing noted (another process may have changed the job, which only a read
+        shows), or a transition that left nothing usable: None.
         """
-        if not self.event.is_set():
+        woken, progress_only, record = self.event.is_set(), self.progress_only, self.record
+        self.event.clear()
+        self.progress_only, self.record = False, None
+        if not woken:
             return None
-        if self.progress_only:
+        if progress_only:
             return current
-        if self.record is None or model.expired_failure(self.record, time.time()) is not None:
+        if record is None or model.expired_failure(record, time.time()) is not None:
             return None
-        return self.record
+        return record
 
 
 class JobStore:
@@ -46,15 +56,24 @@ class JobStore:
         self.state = state
         self.retention = timedelta(days=retention_days)
         self.lease = lease_seconds
-        self._changes: dict[str, Change] = {}
+        self._watches: dict[str, set[Change]] = {}
 
     def watch(self, job_id: str) -> Change:
-        """Set by this process's next change to the job; take it BEFORE reading, so no change is missed."""
-        return self._changes.setdefault(job_id, Change())
+        """Notes this process's changes to the job until `unwatch`; take it BEFORE reading, so none is missed."""
+        change = Change()
+        self._watches.setdefault(job_id, set()).add(change)
+        return change
+
+    def unwatch(self, job_id: str, change: Change) -> None:
+        watches = self._watches.get(job_id)
+        if watches is not None:
+            watches.discard(change)
+            if not watches:
+                del self._watches[job_id]
 
     @staticmethod
     async def changed(change: Change, within: float) -> None:
-        """Return when `change` (from `watch`) is set, or after `within` seconds (other processes: by polling)."""
+        """Return when `change` (from `watch`) notes a change, or after `within` seconds (other processes: polling)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):  # wait_for would wrap the wait in one more task
                 await change.event.wait()
@@ -75,11 +94,9 @@ class JobStore:
         self._wake(job_id, progress_only=True)
 
     def _wake(self, job_id: str, *, record: dict[str, Any] | None = None, progress_only: bool = False) -> None:
-        change = self._changes.pop(job_id, None)
-        if change is not None:
-            # Waiters only read the record they are handed (they render it into new objects).
-            change.record, change.progress_only = record, progress_only
-            change.event.set()
+        # Waiters only read the record they are handed (they render it into new objects).
+        for change in self._watches.get(job_id, ()):
+            change.note(record, progress_only=progress_only)
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
         doc = await self.state.get(COLLECTION, job_id)
