@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
 import httpcore2
-import httpx2
 
 from ..errors import ErrorCode, ImageGenError
 from ..errors import invalid as _invalid
+from ..http_pool import PoolTransport
 from .url_policy import HostList, IPAddress, Target, parse_answers, parse_ip, vet_addresses
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -176,59 +176,15 @@ class VettedBackend(httpcore2.AsyncNetworkBackend):
         )
 
 
-@runtime_checkable
-class _Closable(Protocol):
-    async def aclose(self) -> None: ...
-
-
-class _Body(httpx2.AsyncByteStream):
-    """httpcore2's response body as httpx2 streams it; closing it releases the connection."""
-
-    def __init__(self, stream: AsyncIterable[bytes]) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for part in self._stream:
-            yield part
-
-    async def aclose(self) -> None:
-        if isinstance(self._stream, _Closable):
-            await self._stream.aclose()
-
-
-class VettedTransport(httpx2.AsyncBaseTransport):
+class VettedTransport(PoolTransport):
     """httpx2 over an httpcore2 pool whose network backend is a VettedBackend (HTTP/1.1, no retries).
 
-    httpcore2's errors pass through as they are; the fetcher turns them into error codes.
+    Transport errors arrive as httpx2's; the fetcher turns them into error codes.
     """
 
     def __init__(self, backend: VettedBackend) -> None:
-        self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=_UNUSED_TLS_CONTEXT, max_connections=1, network_backend=backend, retries=0
+        super().__init__(
+            httpcore2.AsyncConnectionPool(
+                ssl_context=_UNUSED_TLS_CONTEXT, max_connections=1, network_backend=backend, retries=0
+            )
         )
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        core_request = httpcore2.Request(
-            method=request.method,
-            url=httpcore2.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        response = await self._pool.handle_async_request(core_request)
-        if not isinstance(response.stream, AsyncIterable):
-            raise TypeError("an async pool answered with a sync body")
-        return httpx2.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_Body(response.stream),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()

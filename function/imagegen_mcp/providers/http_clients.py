@@ -79,12 +79,22 @@ class HttpClients:
 
     def upstream(self) -> httpx2.AsyncClient:
         if self._client is None:
+            import httpcore2
             import httpx2
 
+            from ..http_pool import PoolTransport
+            from .upstream_network import UpstreamBackend
+
+            pool = httpcore2.AsyncConnectionPool(
+                ssl_context=self._tls.context(),
+                max_connections=200,
+                max_keepalive_connections=200,
+                keepalive_expiry=30.0,
+                network_backend=UpstreamBackend(),
+            )
             self._client = httpx2.AsyncClient(
-                verify=self._tls.context(),
+                transport=PoolTransport(pool),
                 timeout=httpx2.Timeout(self._settings.upstream_timeout_seconds, connect=10.0),
-                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=30.0),
                 follow_redirects=False,
                 trust_env=False,
             )
