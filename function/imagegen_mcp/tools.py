@@ -225,10 +225,11 @@ class ImageTools:
         await meter.reserve(
             spec, route.provider.name, options, operation="edit" if edit else "generate", inputs=len(inputs)
         )
+        # Said first, so a job records it with the upstream flag (one write) instead of in a write of its own.
+        await progress(f"calling {spec.id} via {route.provider.name}")
         if call.before_upstream is not None:
             await call.before_upstream()
         meter.reached_upstream()
-        await progress(f"calling {spec.id} via {route.provider.name}")
         async with progress.heartbeat(f"waiting for {spec.id}"):
             try:
                 async with asyncio.timeout(deadline.remaining()):

@@ -61,8 +61,13 @@ class _Attempt:
     def __init__(self, job_id: str, worker: str, attempt: int) -> None:
         self.job_id, self.worker, self.attempt = job_id, worker, attempt
         self.progress = "started"
+        self.published = "started"  # the progress the record holds
+        self.renewed_at = time.monotonic()  # when the lease was last extended
         self.lost = False
         self.task = asyncio.current_task()
+
+    def renewed(self, progress: str) -> None:
+        self.published, self.renewed_at = progress, time.monotonic()
 
 
 class JobRunner:
@@ -120,9 +125,11 @@ class JobRunner:
             self.store.poke(attempt.job_id)  # waiters in this process relay it now; the watcher persists it
 
         async def before_upstream() -> None:
+            message = attempt.progress
             current = await self.store.renew(
-                attempt.job_id, attempt.worker, attempt.attempt, upstream_started=True, progress=attempt.progress
+                attempt.job_id, attempt.worker, attempt.attempt, upstream_started=True, progress=message
             )
+            attempt.renewed(message)  # the watcher has nothing to write until the progress moves on
             if not model.holds(current, attempt.worker, attempt.attempt):
                 self.abandon(attempt.job_id)
                 await asyncio.sleep(0)  # deliver the cancellation before any upstream byte is sent
@@ -167,15 +174,13 @@ class JobRunner:
     async def _watch(self, attempt: _Attempt) -> None:
         """Renew the lease, publish progress, and notice a cancel (or a lost lease) from any process."""
         renew_every = self.store.lease / 3
-        last_renew = time.monotonic()
-        published = "started"
         while True:
             await asyncio.sleep(self.watch_interval)
             try:
-                if attempt.progress != published or time.monotonic() - last_renew >= renew_every:
+                if attempt.progress != attempt.published or time.monotonic() - attempt.renewed_at >= renew_every:
                     message = attempt.progress
                     current = await self.store.renew(attempt.job_id, attempt.worker, attempt.attempt, progress=message)
-                    published, last_renew = message, time.monotonic()
+                    attempt.renewed(message)
                 else:
                     current = await self.store.get(attempt.job_id)
             except Exception:
