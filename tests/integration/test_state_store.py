@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from imagegen_mcp.state.base import StateStore
+from imagegen_mcp.state.base import Increment, StateStore
 
 pytestmark = pytest.mark.anyio
 
@@ -113,16 +113,42 @@ async def test_conditional_update_has_exactly_one_winner(store: StateStore) -> N
     assert sum(wins) == 1
 
 
+async def _add(store: StateStore, coll: str, key: str, amount: int, expires_at: datetime = LATER) -> int:
+    return (await store.increment_all(coll, [Increment(key, "calls", amount, expires_at)]))[0]
+
+
 async def test_increment_is_atomic(store: StateStore) -> None:
     coll = _collection()
-    values = await asyncio.gather(*(store.increment(coll, "c", "calls", 1, expires_at=LATER) for _ in range(20)))
+    values = await asyncio.gather(*(_add(store, coll, "c", 1) for _ in range(20)))
     assert sorted(values) == list(range(1, 21))
-    assert await store.increment(coll, "c", "calls", -5, expires_at=LATER) == 15
+    assert await _add(store, coll, "c", -5) == 15
     doc = await store.get(coll, "c")
     assert doc is not None and doc.data == {"calls": 15}
     past = datetime.now(UTC) - timedelta(seconds=1)
-    assert await store.increment(coll, "old", "calls", 7, expires_at=past) == 7
-    assert await store.increment(coll, "old", "calls", 1, expires_at=LATER) == 1  # an expired counter starts over
+    assert await _add(store, coll, "old", 7, past) == 7
+    assert await _add(store, coll, "old", 1) == 1  # an expired counter starts over
+
+
+async def test_several_counters_move_together_and_each_sum_comes_back_in_order(store: StateStore) -> None:
+    coll = _collection()
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    assert await _add(store, coll, "stale", 9, past) == 9
+    pair = [Increment("day", "images", 1, LATER), Increment("month", "micros", 250, LATER)]
+    sums = await asyncio.gather(*(store.increment_all(coll, pair) for _ in range(12)))
+    assert sorted(sums) == [[i, 250 * i] for i in range(1, 13)]  # each call saw both counters at one moment
+    mixed = [Increment("month", "micros", -1000, LATER), Increment("stale", "calls", 2, LATER)]
+    assert await store.increment_all(coll, mixed) == [2000, 2]  # the expired one started over
+    day, month = await store.get(coll, "day"), await store.get(coll, "month")
+    assert day is not None and day.data == {"images": 12}
+    assert month is not None and month.data == {"micros": 2000}
+    assert await store.increment_all(coll, []) == []
+
+
+async def test_two_increments_of_one_document_are_refused_and_change_nothing(store: StateStore) -> None:
+    coll = _collection()
+    with pytest.raises(ValueError, match="one increment per document"):
+        await store.increment_all(coll, [Increment("c", "a", 1, LATER), Increment("c", "b", 1, LATER)])
+    assert await store.get(coll, "c") is None
 
 
 async def test_delete(store: StateStore) -> None:
@@ -137,12 +163,13 @@ _INCREMENTER = """
 import asyncio, sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from imagegen_mcp.state.base import Increment
 from imagegen_mcp.state.sqlite import SQLiteStateStore
 
 async def main() -> None:
     store = SQLiteStateStore(Path(sys.argv[1]))
     for _ in range(int(sys.argv[2])):
-        await store.increment("c", "k", "n", 1, expires_at=datetime.now(UTC) + timedelta(days=1))
+        await store.increment_all("c", [Increment("k", "n", 1, datetime.now(UTC) + timedelta(days=1))])
     await store.aclose()
 
 asyncio.run(main())
@@ -186,7 +213,7 @@ async def test_sqlite_write_waits_for_a_lock_another_connection_holds_and_then_s
     store = SQLiteStateStore(path)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
-    write = asyncio.create_task(store.increment("c", "k", "n", 1, expires_at=LATER))
+    write = asyncio.create_task(store.increment_all("c", [Increment("k", "n", 1, LATER)]))
     ticks = 0
     for _ in range(20):  # the loop keeps running while the write waits for the lock
         await asyncio.sleep(0.01)
@@ -194,7 +221,7 @@ async def test_sqlite_write_waits_for_a_lock_another_connection_holds_and_then_s
     assert ticks == 20 and not write.done()
     other.execute("COMMIT")
     other.close()
-    assert await asyncio.wait_for(write, 30) == 1
+    assert await asyncio.wait_for(write, 30) == [1]
     doc = await store.get("c", "k")
     await store.aclose()
     assert doc is not None and doc.data == {"n": 1}

@@ -183,6 +183,40 @@ async def test_a_domain_budget_is_shared_by_its_principals(make_settings: Any) -
     await deps.aclose()
 
 
+async def test_a_call_holds_all_its_counters_in_one_transaction_and_settles_in_at_most_one_more(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two budgets are four counters: one increment_all to hold them (one Firestore batch, not four round trips),
+    none to settle a call that cost what it held, one to settle one that did not."""
+    from datetime import UTC, datetime
+
+    from imagegen_mcp.access.caller import Caller
+    from imagegen_mcp.usage.quotas import Quotas
+
+    settings = make_settings(quotas={"example.com": {"daily_images": 10}})
+    deps = build_deps(settings)
+    batches: list[int] = []
+    real = deps.state.increment_all
+
+    async def counted(collection: str, increments: Any) -> list[int]:
+        batches.append(len(increments))
+        return await real(collection, increments)
+
+    monkeypatch.setattr(deps.state, "increment_all", counted)
+    quotas = Quotas(deps.state, settings, deps.auth)
+    budgets = await quotas.budgets(Caller("ann@example.com", "iam"))
+    held = await quotas.reserve(budgets, images=2, cost_micros=500, now=datetime.now(UTC))
+    assert batches == [4]
+    await quotas.settle(held, images=2, cost_micros=500)
+    assert batches == [4]
+    await quotas.settle(held, images=1, cost_micros=500)  # one image fewer: the two day counters move
+    assert batches == [4, 2]
+    standing = {(q["scope"], q["quota"]): q["used"] for q in await quotas.standing(budgets, datetime.now(UTC))}
+    assert standing[("principal:ann@example.com", "daily_images")] == 1
+    assert standing[("domain:example.com", "daily_images")] == 1
+    await deps.aclose()
+
+
 def test_keys_create_prints_the_quotas_in_the_record(capsys: pytest.CaptureFixture[str]) -> None:
     from imagegen_mcp.cli import main
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,6 +20,16 @@ class Document:
 
     key: str
     data: dict[str, Any]
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Increment:
+    """Add `amount` to integer `field` of document `key` (absent: 0); its expiry becomes `expires_at`."""
+
+    key: str
+    field: str
+    amount: int
     expires_at: datetime
 
 
@@ -57,8 +67,8 @@ class StateStore(Protocol):
         """Read-modify-write in one transaction; returns the document as it is afterwards (None: absent)."""
         ...
 
-    async def increment(self, collection: str, key: str, field: str, amount: int, *, expires_at: datetime) -> int:
-        """Atomically add `amount` to integer `field` (absent: 0); expiry becomes `expires_at`; returns the sum."""
+    async def increment_all(self, collection: str, increments: Sequence[Increment]) -> list[int]:
+        """Every increment at once, atomically (all or none); the sums, in order. One increment per document."""
         ...
 
     async def delete(self, collection: str, key: str) -> None: ...
@@ -68,3 +78,9 @@ class StateStore(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def distinct_keys(increments: Sequence[Increment]) -> None:
+    """Refuse two increments of one document in one call (a write batch may touch a document only once)."""
+    if len({item.key for item in increments}) != len(increments):
+        raise ValueError("increment_all takes one increment per document")

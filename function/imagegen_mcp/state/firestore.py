@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, ImageGenError
-from .base import Document, DocumentTooLarge, Mutation, compact_json
+from .base import Document, DocumentTooLarge, Increment, Mutation, compact_json, distinct_keys
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -109,22 +110,29 @@ class FirestoreStateStore:
 
         return await asyncio.to_thread(self._in_transaction, body)
 
-    async def increment(self, collection: str, key: str, field: str, amount: int, *, expires_at: datetime) -> int:
-        ref = self._ref(collection, key)
-        stamp = expires_at.astimezone(UTC)
+    async def increment_all(self, collection: str, increments: Sequence[Increment]) -> list[int]:
+        distinct_keys(increments)
+        refs = [self._ref(collection, item.key) for item in increments]
+        stamps = {ref.path: item.expires_at.astimezone(UTC) for ref, item in zip(refs, increments, strict=True)}
 
-        def reset_if_expired(transaction: Any) -> None:
-            snapshot = ref.get(transaction=transaction)
-            if snapshot.exists and _live(snapshot) is None:
-                transaction.set(ref, {"data": {}, EXPIRY_FIELD: stamp})
+        def reset_if_expired(ref: Any) -> Any:
+            def body(transaction: Any) -> None:
+                snapshot = ref.get(transaction=transaction)
+                if snapshot.exists and _live(snapshot) is None:
+                    transaction.set(ref, {"data": {}, EXPIRY_FIELD: stamps[ref.path]})
 
-        def body() -> int:
-            snapshot = ref.get()
-            if snapshot.exists and _live(snapshot) is None:
-                self._in_transaction(reset_if_expired)
-            # A server-side increment: a hot counter takes concurrent writers without transaction contention.
-            result = ref.set({"data": {field: self._firestore.Increment(amount)}, EXPIRY_FIELD: stamp}, merge=True)
-            return int(result.transform_results[0].integer_value)
+            return body
+
+        def body() -> list[int]:
+            for snapshot in self._client.get_all(refs):  # one round trip for all of them
+                if snapshot.exists and _live(snapshot) is None:
+                    self._in_transaction(reset_if_expired(snapshot.reference))
+            # Server-side increments in one atomic batch: hot counters take concurrent writers without contention.
+            batch = self._client.batch()
+            for ref, item in zip(refs, increments, strict=True):
+                change = {"data": {item.field: self._firestore.Increment(item.amount)}, EXPIRY_FIELD: stamps[ref.path]}
+                batch.set(ref, change, merge=True)
+            return [int(result.transform_results[0].integer_value) for result in batch.commit()]
 
         return await asyncio.to_thread(body)
 

@@ -8,12 +8,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .base import Document, DocumentTooLarge, Mutation, compact_json
+from .base import Document, DocumentTooLarge, Increment, Mutation, compact_json, distinct_keys
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -254,14 +254,19 @@ class SQLiteStateStore:
 
         return await self._run(body)
 
-    async def increment(self, collection: str, key: str, field: str, amount: int, *, expires_at: datetime) -> int:
-        def body(conn: sqlite3.Connection) -> int:
-            found = self._read(conn, collection, key)
-            data = found[0] if found else {}
-            total = int(data.get(field, 0)) + amount
-            data[field] = total
-            self._write(conn, collection, key, data, _stamp(expires_at), created=False)
-            return total
+    async def increment_all(self, collection: str, increments: Sequence[Increment]) -> list[int]:
+        distinct_keys(increments)
+
+        def body(conn: sqlite3.Connection) -> list[int]:
+            totals = []
+            for item in increments:
+                found = self._read(conn, collection, item.key)
+                data = found[0] if found else {}
+                total = int(data.get(item.field, 0)) + item.amount
+                data[item.field] = total
+                self._write(conn, collection, item.key, data, _stamp(item.expires_at), created=False)
+                totals.append(total)
+            return totals
 
         return await self._run(body)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import ErrorCode, ImageGenError
+from ..state.base import Increment
 from .prices import from_micros, to_micros
 
 if TYPE_CHECKING:
@@ -152,23 +153,23 @@ class Quotas:
 
     async def reserve(self, budgets: list[Budget], *, images: int, cost_micros: int, now: datetime) -> Reservation:
         """Hold `images` and `cost_micros` on every budget, or raise `quota_exceeded` holding nothing."""
+        planned = []
+        for budget in budgets:
+            monthly = _limit_micros(budget.monthly_usd)
+            planned.append((budget, _day_counter(budget.scope, now), images, budget.daily_images, "daily_images"))
+            planned.append((budget, _month_counter(budget.scope, now), cost_micros, monthly, "monthly_usd"))
         reservation = Reservation([])
         try:
-            for budget in budgets:
-                for counter, amount, limit, quota in (
-                    (_day_counter(budget.scope, now), images, budget.daily_images, "daily_images"),
-                    (_month_counter(budget.scope, now), cost_micros, _limit_micros(budget.monthly_usd), "monthly_usd"),
-                ):
-                    total = await self.state.increment(
-                        COUNTERS, counter.key, counter.field, amount, expires_at=counter.expires_at
-                    )
-                    reservation.held.append((counter, amount))
-                    # Over the limit, or a budget already spent (a call of unknown price must not slip through).
-                    if limit is not None and (total > limit or total - amount >= limit):
-                        used = total - amount
-                        if quota == "daily_images":
-                            raise quota_exceeded(budget, quota, limit=limit, used=used, now=now)
-                        raise quota_exceeded(budget, quota, limit=from_micros(limit), used=from_micros(used), now=now)
+            # Every counter in one transaction (one write batch on Firestore), then each limit judged on its sum.
+            totals = await self._add([(counter, amount) for _, counter, amount, _, _ in planned])
+            reservation.held = [(counter, amount) for _, counter, amount, _, _ in planned]
+            for (budget, _, amount, limit, quota), total in zip(planned, totals, strict=True):
+                # Over the limit, or a budget already spent (a call of unknown price must not slip through).
+                if limit is not None and (total > limit or total - amount >= limit):
+                    used = total - amount
+                    if quota == "daily_images":
+                        raise quota_exceeded(budget, quota, limit=limit, used=used, now=now)
+                    raise quota_exceeded(budget, quota, limit=from_micros(limit), used=from_micros(used), now=now)
         except BaseException:
             await asyncio.shield(self.settle(reservation, images=0, cost_micros=0))
             raise
@@ -176,15 +177,19 @@ class Quotas:
 
     async def settle(self, reservation: Reservation, *, images: int, cost_micros: int) -> None:
         """Bring each held amount to what was really spent (0, 0: release it all)."""
-        for counter, held in reservation.held:
-            actual = images if counter.field == IMAGES else cost_micros
-            if actual != held:
-                await self.state.increment(
-                    COUNTERS, counter.key, counter.field, actual - held, expires_at=counter.expires_at
-                )
-        reservation.held = [
-            (counter, images if counter.field == IMAGES else cost_micros) for counter, _ in reservation.held
+        actual = [(counter, images if counter.field == IMAGES else cost_micros) for counter, _ in reservation.held]
+        moved = [
+            (counter, spent - held)
+            for (counter, spent), (_, held) in zip(actual, reservation.held, strict=True)
+            if spent != held
         ]
+        if moved:
+            await self._add(moved)
+        reservation.held = actual
+
+    async def _add(self, amounts: list[tuple[_Counter, int]]) -> list[int]:
+        increments = [Increment(counter.key, counter.field, amount, counter.expires_at) for counter, amount in amounts]
+        return await self.state.increment_all(COUNTERS, increments)
 
     async def standing(self, budgets: list[Budget], now: datetime) -> list[dict[str, Any]]:
         """Each quota's limit, what is used (in-flight reservations included), what is left, and when it resets."""
