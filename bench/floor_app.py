@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import itertools
+import os
 import shutil
 import struct
 import sys
@@ -38,8 +39,11 @@ async def echo(text: str, delay: float = 0.0) -> str:
     return text
 
 
-_OUT = Path(tempfile.mkdtemp(prefix="bench-floor-payload-"))
-atexit.register(shutil.rmtree, _OUT, ignore_errors=True)
+# The bench names the folder (inside the process's scratch folder, removed with it); started by hand, a temporary one.
+_OUT = Path(os.environ.get("BENCH_FLOOR_OUT") or tempfile.mkdtemp(prefix="bench-floor-payload-"))
+_OUT.mkdir(parents=True, exist_ok=True)
+if "BENCH_FLOOR_OUT" not in os.environ:
+    atexit.register(shutil.rmtree, _OUT, ignore_errors=True)
 _NAMES = itertools.count()
 _KEY = b"bench-floor-signing-key"
 _http: httpx2.AsyncClient | None = None

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,6 +24,7 @@ if str(ROOT) not in sys.path:  # the fakes live in tests/ at the repository root
 from http.server import ThreadingHTTPServer  # noqa: E402
 
 from tests.fakes.openai_server import DEFAULT_KEY, FakeOpenAI  # noqa: E402
+from tests.support.servers import scratch_dir  # noqa: E402
 
 from .client import CallFailed, McpHttp  # noqa: E402
 from .measure import percentile  # noqa: E402
@@ -73,7 +73,7 @@ async def _until_done(client: McpHttp, job_id: str, limit: float, errors: list[s
 
 
 async def run(jobs: int, delay: float, wait: float) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
+    workdir = scratch_dir("bench-jobs-")
     fake = FakeOpenAI(delay=delay, image_size=(64, 64))
     with fake.running("/v1") as (upstream, _):
         env = _server_env(upstream, workdir / "state.sqlite3", workdir / "outputs", delay)

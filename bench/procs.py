@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import psutil
 
-from tests.support.servers import ServerHandle, _command, free_port, stop_server
+from tests.support.servers import ServerHandle, _command, free_port, scratch_dir, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 # Where each app's entry module lives: `main` (function/) serves the endpoint, `floor_app` (bench/) the floor.
@@ -115,7 +115,8 @@ def cpu_of_tree(pid: int) -> float:
 
 @contextlib.contextmanager
 def spawn(command: list[str], env: dict[str, str], *, port: int, name: str) -> Iterator[Proc]:
-    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    workdir = scratch_dir(f"bench-{name}-")
+    env = {**env, "BENCH_FLOOR_OUT": str(workdir / "floor-payload")}  # where the floor writes (bench/floor_app.py)
     log_path = workdir / "process.log"
     with open(log_path, "wb") as log_file:
         started = time.perf_counter()
@@ -125,6 +126,7 @@ def spawn(command: list[str], env: dict[str, str], *, port: int, name: str) -> I
         yield proc
     finally:
         stop_server(proc)
+        shutil.rmtree(workdir, ignore_errors=True)  # its log and what the floor wrote: read only while it runs
 
 
 def wait_healthy(proc: Proc, timeout: float = 60.0) -> None:
@@ -146,7 +148,7 @@ def private_local_dir(prefix: str) -> str:
     under /tmp would share /tmp/state.sqlite3 with every other server and run on the machine (lock waits, a file
     that only grows).
     """
-    return str(Path(tempfile.mkdtemp(prefix=prefix)) / "outputs")
+    return str(scratch_dir(prefix) / "outputs")
 
 
 @contextlib.contextmanager
@@ -154,10 +156,16 @@ def start_server(app: str, env: dict[str, str], entry: str = "uvicorn") -> Itera
     """The endpoint or the floor, healthy, for the block; `env` adds to a cleaned copy of this environment."""
     port = free_port()
     full_env = base_env(env)
-    full_env.setdefault("IMAGEGEN_LOCAL_DIR", private_local_dir("bench-outputs-"))
-    with spawn(server_command(app, entry, port), full_env, port=port, name=app) as proc:
-        wait_healthy(proc)
-        yield proc
+    outputs = None
+    if "IMAGEGEN_LOCAL_DIR" not in full_env:
+        outputs = full_env["IMAGEGEN_LOCAL_DIR"] = private_local_dir("bench-outputs-")
+    try:
+        with spawn(server_command(app, entry, port), full_env, port=port, name=app) as proc:
+            wait_healthy(proc)
+            yield proc
+    finally:
+        if outputs is not None:  # a warm run writes gigabytes of outputs: gone with its server
+            shutil.rmtree(Path(outputs).parent, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +19,14 @@ SCENARIOS = {"cold_start", "warm_throughput", "concurrency_and_memory", "result_
 
 
 @pytest.fixture(scope="module")
-def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[str]]:
+    """The quick run's report, and what it left in its own temporary folder (TMPDIR) once it had exited."""
     out = tmp_path_factory.mktemp("bench") / "report.json"
+    scratch = tmp_path_factory.mktemp("bench-tmpdir")
     completed = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
         cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(scratch)},
         capture_output=True,
         text=True,
         timeout=540,  # ~60 s idle, 117 s at load 8, > 150 s at load 17 beside a second xdist worker: hangs only
@@ -30,7 +34,19 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert "| scenario | metric |" in completed.stdout
-    return json.loads(out.read_text())
+    return json.loads(out.read_text()), sorted(path.name for path in scratch.iterdir())
+
+
+@pytest.fixture(scope="module")
+def quick_report(quick_run: tuple[dict, list[str]]) -> dict:
+    return quick_run[0]
+
+
+@pytest.mark.timeout(600)
+def test_a_run_leaves_no_servers_outputs_or_logs_behind(quick_run: tuple[dict, list[str]]) -> None:
+    """Every server's folder (log, outputs, state file; the floor's writes) goes when the run ends: a full run
+    writes gigabytes, and repeated runs once filled the disk."""
+    assert quick_run[1] == []
 
 
 @pytest.mark.timeout(600)

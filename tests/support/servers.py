@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +81,28 @@ def _command(entry: str, port: int) -> list[str]:
     raise ValueError(entry)
 
 
+_SCRATCH: list[Path] = []
+
+
+def _remove_scratch() -> None:
+    for path in _SCRATCH:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+atexit.register(_remove_scratch)
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new temporary folder, removed when this process exits (servers' logs, outputs and state files).
+
+    Not at the end of the block that used it: a test may read a stopped server's log. Without this, every run of
+    the suite or the bench left gigabytes of outputs in /tmp.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    _SCRATCH.append(path)
+    return path
+
+
 @contextlib.contextmanager
 def start_server(
     env: dict[str, str] | None = None,
@@ -89,7 +113,7 @@ def start_server(
 ) -> Iterator[ServerHandle]:
     """Run the endpoint with `env` (IMAGEGEN_* settings) until the block ends; logs go to a temp file."""
     port = port or free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="imagegen-srv-"))
+    workdir = scratch_dir("imagegen-srv-")
     full_env = {
         k: v
         for k, v in os.environ.items()
