@@ -122,3 +122,68 @@ async def test_a_call_waiting_on_its_own_job_reads_the_record_once_then_follows_
         done = await client.call_tool("generate_image", {"prompt": "a lighthouse", "preview": False})
     assert not done.is_error and (done.structured_content or {})["status"] == "succeeded"
     assert reads.count(model.COLLECTION) <= 2, reads  # 4 when every wake-up read the record back
+
+
+async def test_an_in_process_job_is_created_claimed_so_it_is_written_three_times(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the local queue the job runs here: its record is created `running`, attempt 1, held by the worker
+    that runs it (no claim write), then the upstream flag and the finish are its only other writes."""
+    from mcp import Client
+
+    from imagegen_mcp.access.caller import Caller
+    from imagegen_mcp.deps import build_deps
+    from imagegen_mcp.server import build_server
+
+    created: list[dict[str, Any]] = []
+    updated: list[str] = []
+    real_create, real_update = SQLiteStateStore.create, SQLiteStateStore.update
+
+    async def create(self: SQLiteStateStore, collection: str, key: str, data: dict[str, Any], **kw: Any) -> Any:
+        if collection == model.COLLECTION:
+            created.append(dict(data))
+        return await real_create(self, collection, key, data, **kw)
+
+    async def update(self: SQLiteStateStore, collection: str, key: str, mutate: Any, **kw: Any) -> Any:
+        if collection == model.COLLECTION:
+            updated.append(key)
+        return await real_update(self, collection, key, mutate, **kw)
+
+    monkeypatch.setattr(SQLiteStateStore, "create", create)
+    monkeypatch.setattr(SQLiteStateStore, "update", update)
+    server = build_server(build_deps(make_settings()), in_process_caller=Caller(id="claims-test", kind="none"))
+    async with Client(server) as client:
+        done = await client.call_tool("generate_image", {"prompt": "a lighthouse", "preview": False})
+    body = done.structured_content or {}
+    assert not done.is_error and body["status"] == "succeeded"
+    assert len(created) == 1 and created[0]["status"] == "running" and created[0]["attempt"] == 1
+    assert created[0]["worker"] and created[0]["lease_expires_at"] > created[0]["created_at"]
+    assert updated == [body["job_id"], body["job_id"]], updated  # the upstream flag, the finish
+
+
+def test_only_a_queued_record_can_be_created_claimed() -> None:
+    from imagegen_mcp.jobs.runner import JobRunner
+
+    runner = JobRunner(None, None, JobStore(None, retention_days=1, lease_seconds=30))  # type: ignore[arg-type]
+    queued = model.new_record(owner=OWNER, operation="generate", request={}, request_id="r", queue_timeout=60)
+    worker, claimed = runner.claim_new(queued)
+    assert claimed["status"] == "running" and claimed["worker"] == worker and claimed["attempt"] == 1
+    assert queued["status"] == "queued"  # the record handed in is left as it was
+    with pytest.raises(ValueError, match="only a queued job"):
+        runner.claim_new(claimed)
+
+
+async def test_a_cloud_tasks_job_is_never_created_claimed(make_settings: Any) -> None:
+    """The worker a task is delivered to claims it (it may be another instance): the queue refuses a claimed job."""
+    from imagegen_mcp.jobs.cloud_tasks import CloudTasksQueue
+
+    settings = make_settings(
+        jobs="cloud-tasks",
+        tasks_queue="projects/p/locations/europe-west1/queues/imagegen-jobs",
+        tasks_service_account="tasks@p.iam.gserviceaccount.com",
+        public_url="https://imagegen.example.com",
+    )
+    queue = CloudTasksQueue(settings)
+    assert queue.runs_in_process is False
+    with pytest.raises(ValueError, match="claimed by the worker it is delivered to"):
+        await queue.submit("job_0", ("worker", {"status": "running"}))

@@ -8,7 +8,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, ImageGenError
-from .queue import JobRun
+from .queue import Claimed, JobRun
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -32,6 +32,7 @@ class CloudTasksQueue:
     """The task is named after the job, so a repeated submit cannot queue the job twice."""
 
     name = "cloud-tasks"
+    runs_in_process = False
 
     def __init__(self, settings: Settings, *, credentials: Credentials | None = None) -> None:
         assert settings.tasks_queue and settings.tasks_service_account  # Settings refuses cloud-tasks without them
@@ -83,13 +84,15 @@ class CloudTasksQueue:
                 ErrorCode.UPSTREAM_ERROR, "could not queue the job; nothing was generated", retryable=True
             ) from exc
 
-    async def submit(self, job_id: str) -> None:
+    async def submit(self, job_id: str, claimed: Claimed | None = None) -> None:
+        if claimed is not None:
+            raise ValueError("a Cloud Tasks job is claimed by the worker it is delivered to")
         await asyncio.to_thread(self._create, job_id)
 
     async def run_here(self, job_id: str) -> str:
         if self._run is None:
             raise RuntimeError("no job runner attached")
-        return await self._run(job_id)
+        return await self._run(job_id, None)
 
     async def aclose(self) -> None:
         client = self._client

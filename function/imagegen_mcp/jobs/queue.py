@@ -6,21 +6,26 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-JobRun = Callable[[str], Awaitable[str]]
+Claimed = tuple[str, dict[str, Any]]  # (worker id, the job's record as created: already claimed by that worker)
+JobRun = Callable[[str, Claimed | None], Awaitable[str]]
 
 
 class JobQueue(Protocol):
     """Gets a job run somewhere: `submit` hands it over; `attach` names what runs a job in this process."""
 
     name: str
+    # submit runs the job in this process: a job may then be created already claimed (one write fewer per call)
+    runs_in_process: bool
 
     def attach(self, run: JobRun) -> None: ...
 
-    async def submit(self, job_id: str) -> None: ...
+    async def submit(self, job_id: str, claimed: Claimed | None = None) -> None:
+        """Hand the job over; `claimed` only to a queue that runs it in this process."""
+        ...
 
     async def run_here(self, job_id: str) -> str:
         """Run a delivered job inside the current request (the internal worker route)."""
@@ -33,6 +38,7 @@ class LocalJobQueue:
     """Jobs run as tasks of this process's event loop; closing cancels them (their records say so)."""
 
     name = "local"
+    runs_in_process = True
 
     def __init__(self) -> None:
         self._run: JobRun | None = None
@@ -41,17 +47,17 @@ class LocalJobQueue:
     def attach(self, run: JobRun) -> None:
         self._run = run
 
-    async def submit(self, job_id: str) -> None:
+    async def submit(self, job_id: str, claimed: Claimed | None = None) -> None:
         if self._run is None:
             raise RuntimeError("no job runner attached")
-        task = asyncio.create_task(self._guarded(job_id), name=f"job {job_id}")
+        task = asyncio.create_task(self._guarded(job_id, claimed), name=f"job {job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guarded(self, job_id: str) -> str:
+    async def _guarded(self, job_id: str, claimed: Claimed | None = None) -> str:
         assert self._run is not None
         try:
-            return await self._run(job_id)
+            return await self._run(job_id, claimed)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -17,6 +17,7 @@ from ..errors import ErrorCode, ImageGenError
 from ..images.download import LINK_FIELDS
 from ..tools import CallContext, ImageOutcome, ImageTools
 from . import model
+from .queue import Claimed
 from .store import JobStore
 
 if TYPE_CHECKING:
@@ -53,6 +54,10 @@ def _result_record(outcome: ImageOutcome) -> dict[str, Any]:
         data, mime = outcome.preview
         structured["preview"] = {"data": base64.b64encode(data).decode("ascii"), "mime_type": mime}
     return structured
+
+
+def _new_worker() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 class _Attempt:
@@ -94,12 +99,24 @@ class JobRunner:
         attempt.task.cancel()
         return True
 
-    async def run(self, job_id: str) -> str:
-        """Run the job if it may run here; returns what happened: ran, skipped or lost."""
-        worker = f"{uuid.uuid4().hex[:12]}"
-        record = await self.store.claim(job_id, worker)
-        if record is None:
-            return "skipped"
+    def claim_new(self, record: dict[str, Any]) -> Claimed:
+        """A new job's record as claimed by a fresh worker of this process, for a queue that runs it here."""
+        worker = _new_worker()
+        claimed = model.claim(record, worker=worker, lease=self.store.lease, now=time.time())
+        if claimed is None:
+            raise ValueError("only a queued job can be claimed")
+        return worker, claimed
+
+    async def run(self, job_id: str, claimed: Claimed | None = None) -> str:
+        """Run the job if it may run here (`claimed`: created so); returns what happened: ran, skipped or lost."""
+        if claimed is not None:
+            worker, record = claimed
+        else:
+            worker = _new_worker()
+            found = await self.store.claim(job_id, worker)
+            if found is None:
+                return "skipped"
+            record = found
         attempt = _Attempt(job_id, worker, record["attempt"])
         self._attempts[job_id] = attempt
         watcher = asyncio.create_task(self._watch(attempt))

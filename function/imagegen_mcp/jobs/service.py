@@ -48,9 +48,11 @@ class JobService:
             queue_timeout=self.settings.job_queue_timeout_seconds,
         )
         record["base_url"] = call.base_url
+        # A queue that runs the job in this process gets it created already claimed: no claim write to follow.
+        claimed = self.runner.claim_new(record) if self.queue.runs_in_process else None
         try:
             # The store measures the record as it serializes it (off the loop when it is large).
-            await self.store.create(job_id, record)
+            await self.store.create(job_id, record if claimed is None else claimed[1])
         except DocumentTooLarge as exc:
             raise ImageGenError(
                 ErrorCode.INVALID_ARGUMENT,
@@ -58,7 +60,7 @@ class JobService:
                 "images as https URLs, gs:// URIs or ids of earlier outputs instead of inline base64",
             ) from exc
         try:
-            await self.queue.submit(job_id)
+            await self.queue.submit(job_id, claimed)
         except BaseException:
             await asyncio.shield(self.store.cancel(job_id))
             raise
