@@ -20,6 +20,7 @@ from .access.hosts import HostPolicy, format_authority, parse_authority
 from .config import Settings
 from .errors import ErrorCode, ImageGenError
 from .images.budget import DecodeBudget
+from .late_answer import late_json_as_stream
 from .logs import bind_request, configure_logging, reset_request, trace_field
 from .response_mode import wants_stream
 from .storage.base import mime_of_id
@@ -232,8 +233,11 @@ class _McpRoute:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        sdk_app = self.streamed if wants_stream(scope, body, self.default_wait_seconds) else self.plain
-        await sdk_app({**scope, "path": MCP_PATH, "raw_path": MCP_PATH.encode()}, replay, send)
+        sdk_scope = {**scope, "path": MCP_PATH, "raw_path": MCP_PATH.encode()}
+        if wants_stream(scope, body, self.default_wait_seconds):
+            await self.streamed(sdk_scope, replay, send)
+        else:  # a JSON answer, unless it is late: then a stream with keep-alives (late_answer)
+            await late_json_as_stream(self.plain, sdk_scope, replay, send)
 
 
 def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:

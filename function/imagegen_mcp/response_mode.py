@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 # A request naming any of these keeps the stream. A progress token: the client wants the notifications, which only
-# a stream carries. An explicit wait: the call may run for minutes, and the stream's keep-alive comments (every
-# 15 s) are what keeps proxies and HTTP clients from giving up on a response with no byte yet. A JSON `\u` escape
-# could spell either name, so any escaped text keeps the stream too (it only costs the cheaper mode).
+# a stream carries. An explicit wait: the call may run for minutes, so it streams from the start (a JSON answer
+# that turns out late becomes a stream too: late_answer). A JSON `\u` escape could spell either name, so any
+# escaped text keeps the stream too (it only costs the cheaper mode).
 STREAM_MARKERS = (b"progressToken", b"wait_seconds", b"\\u")
 # Above this default wait, a call without an explicit one could also run too long for a silent response.
 JSON_MAX_DEFAULT_WAIT_SECONDS = 60.0

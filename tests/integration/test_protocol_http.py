@@ -133,3 +133,24 @@ def test_client_disconnect_mid_body_is_one_info_line() -> None:
     assert [line for line in lines if line.get("severity") in ("ERROR", "CRITICAL")] == []
     disconnects = [line for line in lines if "disconnected" in line.get("message", "")]
     assert len(disconnects) == hangups and {line["severity"] for line in disconnects} == {"INFO"}
+
+
+@pytest.mark.timeout(120)
+def test_a_plain_call_that_runs_past_the_ping_interval_is_streamed_with_keep_alives() -> None:
+    """No progress token, the default wait: a JSON answer, but one not begun within PING_SECONDS turns into an SSE
+    stream with keep-alive comments (a silent response would be cut by an idle timeout on the way)."""
+    from imagegen_mcp.late_answer import PING_SECONDS
+    from tests.integration.reliability_support import jsonrpc_messages, openai_env, raw_upstream
+
+    with raw_upstream("slow", delay=PING_SECONDS + 3) as upstream:
+        env = openai_env(
+            upstream.base_url, IMAGEGEN_REQUEST_DEADLINE_SECONDS="60", IMAGEGEN_UPSTREAM_TIMEOUT_SECONDS="40"
+        )
+        with start_server(env) as handle:
+            response = _call(handle, "2025-11-25", {})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert ": ping" in response.text and len(response.headers.get_list("x-request-id")) == 1
+    messages = jsonrpc_messages(response)
+    assert len(messages) == 1 and messages[0]["id"] == 9
+    assert messages[0]["result"]["isError"] is False and messages[0]["result"]["structuredContent"]["images"]
