@@ -252,25 +252,24 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     configure_logging(settings.log_level)
     deps = deps or build_deps(settings)
     mcp_server = build_server(deps, in_process_caller=None)  # every call comes over HTTP, authenticated
+
     # The SDK's documented mounting: its streamable-HTTP app serves /mcp and its session manager runs in our
     # lifespan (a mounted app's own lifespan never runs). Host/Origin checks are ours (GuardMiddleware, all
     # routes); the SDK's localhost-only check would 421 on run.app. Built twice, for its two response modes
     # (response_mode.wants_stream picks one per request): each build makes its own session manager.
-    managers: list[StreamableHTTPSessionManager] = []
-    sdk_apps: list[ASGIApp] = []
-    for json_response in (False, True):
-        sdk_apps.append(
-            mcp_server.streamable_http_app(
-                streamable_http_path=MCP_PATH,
-                stateless_http=True,
-                json_response=json_response,
-                max_request_body_size=settings.max_request_bytes,
-                transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-            )
+    def sdk_app(json_response: bool) -> tuple[ASGIApp, StreamableHTTPSessionManager]:
+        built = mcp_server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            stateless_http=True,
+            json_response=json_response,
+            max_request_body_size=settings.max_request_bytes,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
-        managers.append(mcp_server.session_manager)
+        return built, mcp_server.session_manager
+
+    streamed, streamed_manager = sdk_app(json_response=False)
+    plain, plain_manager = sdk_app(json_response=True)
     bodies = DecodeBudget(settings.body_budget_bytes, wait_seconds=settings.request_deadline_seconds)
-    streamed, plain = sdk_apps
     mcp_route = _McpRoute(streamed, plain, settings.max_request_bytes, bodies, settings.wait_seconds)
 
     async def healthz(request: Request) -> Response:
@@ -317,7 +316,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with managers[0].run(), managers[1].run():
+        async with streamed_manager.run(), plain_manager.run():
             await _startup(deps)
             sweeper = asyncio.create_task(_sweep_forever(deps)) if isinstance(deps.store, LocalStore) else None
             try:
@@ -343,7 +342,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.deps = deps
     app.state.mcp_server = mcp_server
-    app.state.session_managers = tuple(managers)  # (stream, JSON)
+    app.state.session_managers = (streamed_manager, plain_manager)
     hosts = HostPolicy.from_settings(settings)
     app.add_middleware(GuardMiddleware, settings=settings, deps=deps, hosts=hosts)
     app.add_middleware(RequestContextMiddleware, settings=settings)

@@ -161,8 +161,9 @@ class Quotas:
         reservation = Reservation([])
         try:
             # Every counter in one transaction (one write batch on Firestore), then each limit judged on its sum.
-            totals = await self._add([(counter, amount) for _, counter, amount, _, _ in planned])
-            reservation.held = [(counter, amount) for _, counter, amount, _, _ in planned]
+            held = [(counter, amount) for _, counter, amount, _, _ in planned]
+            totals = await self._add(held)
+            reservation.held = held
             for (budget, _, amount, limit, quota), total in zip(planned, totals, strict=True):
                 # Over the limit, or a budget already spent (a call of unknown price must not slip through).
                 if limit is not None and (total > limit or total - amount >= limit):
