@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import base64
 import hashlib
 import hmac
 import itertools
@@ -55,7 +54,9 @@ async def payload(url: str) -> str:
     if _http is None:
         _http = httpx2.AsyncClient(trust_env=False, timeout=60)
     response = await _http.post(f"{url}/images/generations", json={"prompt": "x"})
-    data = base64.b64decode(response.json()["data"][0]["b64_json"], validate=True)
+    import pybase64  # the endpoint's own codec: the unavoidable decode done as cheaply as the endpoint does it
+
+    data = pybase64.b64decode(response.json()["data"][0]["b64_json"], validate=True)
     del response
     if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
         raise ValueError("not a PNG")

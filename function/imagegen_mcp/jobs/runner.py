@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import logging
@@ -11,6 +10,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from .. import base64_codec
 from ..access.caller import Caller
 from ..catalog import GenerationOptions
 from ..errors import ErrorCode, ImageGenError
@@ -52,7 +52,7 @@ def _result_record(outcome: ImageOutcome) -> dict[str, Any]:
     structured["images"] = [{k: v for k, v in item.items() if k not in LINK_FIELDS} for item in structured["images"]]
     if outcome.preview is not None:
         data, mime = outcome.preview
-        structured["preview"] = {"data": base64.b64encode(data).decode("ascii"), "mime_type": mime}
+        structured["preview"] = {"data": base64_codec.encode_text(data), "mime_type": mime}
     return structured
 
 

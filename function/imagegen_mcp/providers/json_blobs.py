@@ -9,8 +9,6 @@ the result is exactly what `json.loads` of the whole body gives, except that eac
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import json
 import re
@@ -18,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from .. import base64_codec
 from ..errors import ErrorCode, ImageGenError
 
 MIN_BLOB_CHARS = 1024  # shorter strings are not worth the bookkeeping (ids, prompts, messages stay text)
@@ -171,8 +170,8 @@ class BlobJsonParser:
 
     def _write(self, text: bytes) -> bool:
         try:
-            self._out.write(binascii.a2b_base64(text, strict_mode=True))
-        except binascii.Error:
+            self._out.write(base64_codec.decode(text))
+        except base64_codec.Error:
             return False
         if self._out.tell() > self._max_blob:
             raise self._error(f"returned an image larger than {self._max_blob} bytes")
@@ -188,7 +187,7 @@ class BlobJsonParser:
     def _back_to_text(self) -> None:
         """Not base64 after all: the string's text so far goes back into the skeleton, exactly as it arrived."""
         # Only whole unpadded groups were decoded, so re-encoding gives back the very characters.
-        self._skeleton += self._prefix.encode("ascii") + base64.b64encode(self._out.getvalue()) + self._carry
+        self._skeleton += self._prefix.encode("ascii") + base64_codec.encode(self._out.getvalue()) + self._carry
         self._carry, self._out = b"", io.BytesIO()
         self._state, self._may_be_blob = _IN_STRING, False
 

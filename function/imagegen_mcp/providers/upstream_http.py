@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
 import logging
 import re
@@ -12,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import base64_codec
 from ..errors import ErrorCode, ImageGenError
 from ..images import inputs
 from ..images.budget import MIB
@@ -272,7 +272,7 @@ _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,(
 
 
 def data_url(image_bytes: bytes, mime_type: str) -> str:
-    return f"data:{mime_type};base64,{base64.b64encode(image_bytes).decode('ascii')}"
+    return f"data:{mime_type};base64,{base64_codec.encode_text(image_bytes)}"
 
 
 def produced(vendor: str, data: bytes) -> ProducedImage:
