@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -298,7 +297,6 @@ def _jobs_cost(plan: Plan, upstream: FakeUpstream) -> dict[str, Any]:
     done = subprocess.run(command, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"bench.jobs_cost failed:\n{done.stderr[-3000:]}")
-    shutil.rmtree(Path(env["IMAGEGEN_LOCAL_DIR"]).parent, ignore_errors=True)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
