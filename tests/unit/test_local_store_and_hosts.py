@@ -68,6 +68,27 @@ async def test_small_outputs_are_written_on_the_loop_and_large_ones_in_a_thread(
         assert (await store.read(item.id, max_bytes=len(data))).data == data
 
 
+async def test_a_write_makes_the_folder_again_when_it_was_removed(make_settings) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    store = LocalStore(make_settings())
+    await store.startup_check()
+    first = await store.put(b"\x89PNG\r\n\x1a\none", mime_type="image/png", metadata={"model": "m"})
+    shutil.rmtree(store.root)
+    small = await store.put(b"\x89PNG\r\n\x1a\ntwo", mime_type="image/png", metadata={"model": "m"})
+    assert (await store.read(small.id, max_bytes=100)).data.endswith(b"two")
+    shutil.rmtree(store.root)
+    large = b"\x89PNG\r\n\x1a\n" + b"x" * (512 * 1024)
+    big = await store.put(large, mime_type="image/png", metadata={"model": "m"})
+    assert (await store.read(big.id, max_bytes=len(large))).data == large
+    assert sorted(p.name for p in store.root.iterdir() if not p.name.startswith(".")) == sorted(
+        [big.id, f"{big.id}.json"]
+    )
+    with pytest.raises(ImageGenError) as gone:
+        await store.read(first.id, max_bytes=100)
+    assert gone.value.code == ErrorCode.NOT_FOUND
+
+
 async def test_read_refused_by_metadata_is_the_missing_answer(make_settings) -> None:  # type: ignore[no-untyped-def]
     """`allow` reads the sidecar first: a refused output is reported exactly like a missing one, size unchecked."""
     store = LocalStore(make_settings())
