@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import socket
 import sys
@@ -13,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
+from . import base64_codec
 from .config import Settings
 
 
@@ -105,7 +105,7 @@ def _local_image(ref: str, max_bytes: int) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise SystemExit(f"imagegen-mcp: cannot read {ref}: {exc.strerror}") from exc
-    return "data:;base64," + base64.b64encode(data).decode("ascii")
+    return "data:;base64," + base64_codec.encode_text(data)
 
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
