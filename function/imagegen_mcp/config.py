@@ -165,7 +165,9 @@ class Settings(BaseSettings):
         description="Key ids or principal emails that may use one another's outputs and uploads (empty = each "
         "caller sees only its own).",
     )
-    rate_limit_per_minute: float = Field(60.0, ge=0, description="Per-caller calls/min per instance (0 = off).")
+    rate_limit_per_minute: float = Field(
+        60.0, ge=0, description="Per-caller generate, edit and create_upload calls/min per instance (0 = off)."
+    )
     rate_limit_burst: int = Field(10, ge=1, description="Per-caller burst size per instance.")
 
     # --- models and providers ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import mcp
 import pytest
 
 from imagegen_mcp.access.keys import KeyRecord, create_api_key
+from imagegen_mcp.storage.local_uploads import UPLOADS_DIR
 from tests.fakes.google_certs_server import GoogleCertsServer, SigningKey, id_token_claims
 from tests.support.mcp_http import HttpRecord, mcp_client
 from tests.support.servers import ServerHandle, start_server
@@ -36,9 +37,10 @@ def bearer_server() -> Iterator[tuple[ServerHandle, dict[str, str]]]:
     open_key, open_record = create_api_key("all models")
     narrow_key, narrow_record = create_api_key("openai only", models=["openai/gpt-image-1"])
     burst_key, burst_record = create_api_key("rate-limit test only")
+    upload_key, upload_record = create_api_key("upload rate-limit test only")
     env = {
         "IMAGEGEN_AUTH": "bearer",
-        "IMAGEGEN_API_KEYS": keys_document(open_record, narrow_record, burst_record),
+        "IMAGEGEN_API_KEYS": keys_document(open_record, narrow_record, burst_record, upload_record),
         "IMAGEGEN_DEFAULT_MODEL": PLACEHOLDER,
         "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "60",
         "IMAGEGEN_RATE_LIMIT_BURST": "3",
@@ -52,6 +54,7 @@ def bearer_server() -> Iterator[tuple[ServerHandle, dict[str, str]]]:
                 "narrow": narrow_key,
                 "narrow_id": narrow_record.id,
                 "burst": burst_key,
+                "uploads": upload_key,
             },
         )
 
@@ -129,6 +132,30 @@ async def test_rate_limit_per_key(bearer_server: tuple[ServerHandle, dict[str, s
     assert error["code"] == "rate_limited" and 0 < error["retry_after_seconds"] <= 1.0
     # Another key's bucket is untouched.
     assert not (await generate(handle.mcp_url, {"Authorization": f"Bearer {keys['open']}"}, model=PLACEHOLDER)).is_error
+
+
+@pytest.mark.anyio
+async def test_create_upload_takes_the_callers_rate_limit(bearer_server: tuple[ServerHandle, dict[str, str]]) -> None:
+    """Each upload window lets bytes into the store: a key opens them at its rate limit, refusals record nothing."""
+    handle, keys = bearer_server
+    uploads_dir = Path(handle.env["IMAGEGEN_LOCAL_DIR"]) / UPLOADS_DIR
+    before = sorted(uploads_dir.rglob("*")) if uploads_dir.exists() else []
+    valid = {"mime_type": "image/png", "size_bytes": 1000}
+    headers = {"Authorization": f"Bearer {keys['uploads']}"}
+    async with mcp_client(handle.mcp_url, headers=headers, timeout=30.0) as client:
+        # An invalid request is refused before the limit: it takes no token.
+        invalid = await client.call_tool("create_upload", {"mime_type": "text/html", "size_bytes": 10})
+        results = [await client.call_tool("create_upload", valid) for _ in range(4)]
+    assert invalid.structured_content["error"]["code"] == "invalid_argument"
+    assert [r.is_error for r in results] == [False, False, False, True]  # burst of 3
+    error = results[3].structured_content["error"]
+    assert error["code"] == "rate_limited" and 0 < error["retry_after_seconds"] <= 1.0
+    created = {r.structured_content["id"] for r in results[:3]}
+    after = sorted(uploads_dir.rglob("*"))
+    new_names = {path.name for path in after if path not in before}
+    assert all(any(upload_id in name for name in new_names) for upload_id in created)
+    # Only the three granted windows were recorded: the refused one left nothing behind.
+    assert not {name for name in new_names if not any(upload_id in name for upload_id in created)}
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from ..storage.base import EXTENSIONS
 
 if TYPE_CHECKING:
     from ..access.caller import Caller
+    from ..access.ratelimit import RateLimiter
     from ..config import Settings
     from ..storage.base import ImageStore, UploadTicket
 
@@ -61,8 +62,13 @@ async def open_upload(
     size_bytes: int,
     filename: str | None,
     base_url: str | None,
+    limiter: RateLimiter | None = None,
 ) -> dict[str, Any]:
-    """create_upload's answer: the upload id, its signed PUT (URL, headers, expiry) and a ready curl line."""
+    """create_upload's answer: the upload id, its signed PUT (URL, headers, expiry) and a ready curl line.
+
+    Valid requests take a token of the caller's rate limit (the bucket generation calls use): each upload window
+    lets bytes into the store, so a caller cannot open them without bound.
+    """
     mime = check_mime_type(mime_type)
     size = check_size(size_bytes, settings)
     local_path = local_path_argument(filename, mime)
@@ -70,6 +76,8 @@ async def open_upload(
     if not (owner.isascii() and owner.isprintable()):
         # On GCS the owner travels as a signed request header, which must be printable ASCII.
         raise ImageGenError(ErrorCode.UNSUPPORTED, "this caller's id cannot be recorded on an upload")
+    if limiter is not None:
+        limiter.check(caller.id)
     ticket = await store.create_upload(
         mime_type=mime,
         size_bytes=size,

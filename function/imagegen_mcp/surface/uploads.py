@@ -70,6 +70,7 @@ def register(surface: Surface) -> None:
                 size_bytes=size_bytes,
                 filename=filename,
                 base_url=call.base_url,
+                limiter=deps.rate_limiter,
             )
         except ImageGenError as err:
             return surface.specs["create_upload"].error_result(err)
