@@ -160,6 +160,13 @@ class Settings(BaseSettings):
     oauth_cache_size: int = Field(
         10_000, ge=1, description="`google-oauth`: access-token verdicts kept in memory (by token hash)."
     )
+    oauth_verdict_seconds: float = Field(
+        300.0,
+        ge=1,
+        le=3600,
+        description="`google-oauth`: longest an access token's verdict is kept before token-info is asked again "
+        "(a token revoked at Google stops working within this).",
+    )
     shared_owners: CsvList = Field(
         default_factory=list,
         description="Key ids or principal emails that may use one another's outputs and uploads (empty = each "

@@ -142,7 +142,7 @@ async def test_id_token_for_the_client_accepted(google: FakeGoogleOAuth) -> None
 
 async def test_verdict_lasts_the_token_lifetime_then_google_is_asked_again(google: FakeGoogleOAuth) -> None:
     clock = Clock()
-    auth = GoogleOAuthAuthenticator(settings_for(google), clock=clock)
+    auth = GoogleOAuthAuthenticator(settings_for(google, oauth_verdict_seconds=3600), clock=clock)
     token = google.mint_access_token(CLIENT_ID, "ana@corp.example", expires_in=600)
     before = google.tokeninfo_calls
     try:
@@ -156,6 +156,39 @@ async def test_verdict_lasts_the_token_lifetime_then_google_is_asked_again(googl
         assert google.tokeninfo_calls == before + 2
     finally:
         await auth.aclose()
+
+
+async def test_a_revoked_token_stops_working_within_the_verdict_time(google: FakeGoogleOAuth) -> None:
+    """By default a verdict is kept 5 minutes, not the token's hour: revoking a token at Google takes effect."""
+    clock = Clock()
+    auth = GoogleOAuthAuthenticator(settings_for(google), clock=clock)
+    token = google.mint_access_token(CLIENT_ID, "ana@corp.example", expires_in=3600)
+    before = google.tokeninfo_calls
+    try:
+        assert (await auth.authenticate(bearer(token), **HOSTS)).id == "ana@corp.example"
+        google.expire(token)  # revoked at Google
+        clock.now += 290
+        await auth.authenticate(bearer(token), **HOSTS)  # still inside the verdict's 300 s
+        assert google.tokeninfo_calls == before + 1
+        clock.now += 20
+        await refused(auth, token)  # asked again: Google no longer vouches for it
+        assert google.tokeninfo_calls == before + 2
+        # A live token is asked about again after the verdict time, and stays accepted.
+        live = google.mint_access_token(CLIENT_ID, "ben@corp.example", expires_in=3600)
+        await auth.authenticate(bearer(live), **HOSTS)
+        clock.now += 301
+        assert (await auth.authenticate(bearer(live), **HOSTS)).id == "ben@corp.example"
+        assert google.tokeninfo_calls == before + 4
+    finally:
+        await auth.aclose()
+
+
+def test_verdict_time_is_bounded() -> None:
+    from pydantic import ValidationError
+
+    for bad in (0, 3601):
+        with pytest.raises(ValidationError, match="oauth_verdict_seconds"):
+            Settings(oauth_verdict_seconds=bad)
 
 
 async def test_tokeninfo_unreachable_is_an_upstream_error_without_the_token(google: FakeGoogleOAuth) -> None:

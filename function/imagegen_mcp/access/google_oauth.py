@@ -21,8 +21,6 @@ OAUTH_SCOPES = ("openid", "email")
 # How long Google's "not a valid token" (or our refusal of one it vouched for) is remembered: stops a client that
 # retries a dead token from costing a token-info call each time, short enough not to matter for anything else.
 REFUSAL_SECONDS = 60.0
-# Google access tokens live an hour: a verdict is never kept longer, whatever `exp` says.
-MAX_VERDICT_SECONDS = 3600.0
 
 
 def _epoch(value: object) -> float | None:
@@ -66,6 +64,9 @@ class GoogleOAuthAuthenticator(BaseAuthenticator):
         self._tokeninfo = GoogleTokenInfo(settings.oauth_tokeninfo_url)
         self._verdicts: VerdictCache[str | None] = VerdictCache(settings.oauth_cache_size, clock=clock)
         self._clock = clock
+        # Never past the token's own expiry; sooner (IMAGEGEN_OAUTH_VERDICT_SECONDS) so that a revocation at Google
+        # takes effect here without waiting out the token's hour.
+        self._verdict_seconds = settings.oauth_verdict_seconds
 
     def recognizes(self, headers: Mapping[str, str]) -> bool:
         token = bearer_token(headers.get("authorization"))
@@ -113,7 +114,7 @@ class GoogleOAuthAuthenticator(BaseAuthenticator):
         email = info.get("email")
         if not isinstance(email, str) or not email or not is_true(info.get("email_verified")):
             raise reject("no verified email (the `email` scope was not granted)", "access token")
-        return self._policy.check(email, info.get("hd")), min(expires, now + MAX_VERDICT_SECONDS)
+        return self._policy.check(email, info.get("hd")), min(expires, now + self._verdict_seconds)
 
     async def aclose(self) -> None:
         await self._tokeninfo.aclose()
