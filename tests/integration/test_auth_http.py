@@ -139,7 +139,7 @@ async def test_create_upload_takes_the_callers_rate_limit(bearer_server: tuple[S
     """Each upload window lets bytes into the store: a key opens them at its rate limit, refusals record nothing."""
     handle, keys = bearer_server
     uploads_dir = Path(handle.env["IMAGEGEN_LOCAL_DIR"]) / UPLOADS_DIR
-    before = sorted(uploads_dir.rglob("*")) if uploads_dir.exists() else []
+    before = set(uploads_dir.iterdir()) if uploads_dir.exists() else set()
     valid = {"mime_type": "image/png", "size_bytes": 1000}
     headers = {"Authorization": f"Bearer {keys['uploads']}"}
     async with mcp_client(handle.mcp_url, headers=headers, timeout=30.0) as client:
@@ -150,12 +150,9 @@ async def test_create_upload_takes_the_callers_rate_limit(bearer_server: tuple[S
     assert [r.is_error for r in results] == [False, False, False, True]  # burst of 3
     error = results[3].structured_content["error"]
     assert error["code"] == "rate_limited" and 0 < error["retry_after_seconds"] <= 1.0
+    # Only the three granted windows were recorded (LocalUploads writes `<id>.json`): the refused one left nothing.
     created = {r.structured_content["id"] for r in results[:3]}
-    after = sorted(uploads_dir.rglob("*"))
-    new_names = {path.name for path in after if path not in before}
-    assert all(any(upload_id in name for name in new_names) for upload_id in created)
-    # Only the three granted windows were recorded: the refused one left nothing behind.
-    assert not {name for name in new_names if not any(upload_id in name for upload_id in created)}
+    assert {path.name for path in set(uploads_dir.iterdir()) - before} == {f"{upload_id}.json" for upload_id in created}
 
 
 @pytest.fixture(scope="module")
