@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .access.ratelimit import RateLimiter
 from .catalog import Catalog, load_catalog
 from .config import PLACEHOLDER_MODEL, Settings
 from .errors import ImageGenError
@@ -18,7 +19,6 @@ from .providers.routing import Router
 
 if TYPE_CHECKING:
     from .access.base import Authenticator
-    from .access.ratelimit import RateLimiter
     from .images.fetcher import GuardedFetcher
     from .jobs.queue import JobQueue
     from .secrets.base import SecretSource
@@ -64,7 +64,8 @@ class Deps:
     budget: DecodeBudget
     state: StateStore
     job_queue: JobQueue
-    rate_limiter: RateLimiter | None = None
+    # Built without one, a Deps has no limit: a disabled limiter (per_minute 0) passes every check.
+    rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
 
     async def effective_default_model(self) -> str:
         """The configured default; unset, the catalog default if live, else the placeholder where it is enabled."""
@@ -170,11 +171,7 @@ def build_deps(
     auth = build_auth(settings, secrets)
     state = build_state(settings)
     job_queue = build_job_queue(settings)
-    rate_limiter = None
-    if settings.rate_limit_per_minute > 0:
-        from .access.ratelimit import RateLimiter
-
-        rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     return Deps(
         settings,
         catalog,

@@ -200,9 +200,6 @@ class ImageTools:
         prompt, spec, route = await self.check(
             call, prompt=prompt, model=model, options=options, images=images, mask=mask
         )
-        limiter = deps.rate_limiter
-        if limiter is not None:
-            limiter.check(call.caller.id)
         edit = images is not None
 
         inputs: list[InputImage] = []

@@ -130,6 +130,9 @@ async def test_rate_limit_per_key(bearer_server: tuple[ServerHandle, dict[str, s
     assert [r.is_error for r in results] == [False, False, False, True]  # burst of 3
     error = results[3].structured_content["error"]
     assert error["code"] == "rate_limited" and 0 < error["retry_after_seconds"] <= 1.0
+    # The limit is taken when the call is accepted: the granted calls ran as jobs, the refused one left none.
+    assert all(r.structured_content.get("job_id") for r in results[:3])
+    assert "job_id" not in results[3].structured_content
     # Another key's bucket is untouched.
     assert not (await generate(handle.mcp_url, {"Authorization": f"Bearer {keys['open']}"}, model=PLACEHOLDER)).is_error
 
