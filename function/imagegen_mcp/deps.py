@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .access.ratelimit import RateLimiter
@@ -64,8 +64,7 @@ class Deps:
     budget: DecodeBudget
     state: StateStore
     job_queue: JobQueue
-    # Built without one, a Deps has no limit: a disabled limiter (per_minute 0) passes every check.
-    rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
+    rate_limiter: RateLimiter  # disabled (every check passes) at IMAGEGEN_RATE_LIMIT_PER_MINUTE=0
 
     async def effective_default_model(self) -> str:
         """The configured default; unset, the catalog default if live, else the placeholder where it is enabled."""

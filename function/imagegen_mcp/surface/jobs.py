@@ -45,8 +45,7 @@ class JobTools:
         """Run a generate/edit call as a job and answer with its result, or its status when it is not done in time."""
         checked = {k: v for k, v in kwargs.items() if k != "preview"}
         await self.tools.check(call, **checked)  # a call refused outright leaves no job behind
-        # Taken here, not when the job runs: a refused call leaves no job, and with cloud-tasks the bucket that
-        # counts is the one of the instance the caller reached, not a worker's.
+        # Here, not when the job runs: with cloud-tasks that would count in a worker's bucket, not the caller's.
         self.deps.rate_limiter.check(call.caller.id)
         job_id = await self.jobs.submit(call, operation, kwargs)
         return await self.get(call, job_id, wait_seconds)
